@@ -1,0 +1,76 @@
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+// Layering from DESIGN.md, enforced so that a wrong import fails `npm test` instead of waiting
+// for review. Each src/ folder lists the folders it must never import (arrows point down only).
+const layers = {
+  server: [],
+  graphql: ['server'],
+  loaders: ['server', 'graphql'],
+  limits: ['server', 'graphql', 'loaders'],
+  backends: ['server', 'graphql', 'loaders', 'limits'],
+  auth: ['server', 'graphql', 'loaders', 'limits', 'backends'],
+  tenancy: ['server', 'graphql', 'loaders', 'limits', 'backends'],
+  store: ['server', 'graphql', 'loaders', 'limits', 'backends', 'auth', 'tenancy'],
+  telemetry: ['server', 'graphql', 'loaders', 'limits', 'backends', 'auth', 'tenancy', 'store'],
+  config: ['server', 'graphql', 'loaders', 'limits', 'backends', 'auth', 'tenancy', 'store', 'telemetry'],
+};
+const noGraphqlPackage = new Set(['backends', 'auth', 'tenancy', 'store', 'telemetry', 'config']);
+const always = [
+  { group: ['**/main.js'], message: 'Nothing imports main.ts (DESIGN.md).' },
+  { group: ['**/services/model-server/**'], message: 'The gateway talks to the model server over HTTP only.' },
+];
+
+const layerBlocks = Object.entries(layers).map(([dir, banned]) => ({
+  files: [`src/${dir}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        paths: noGraphqlPackage.has(dir)
+          ? [{ name: 'graphql', message: `${dir}/ never imports graphql (DESIGN.md).` }]
+          : [],
+        patterns: [
+          ...always,
+          ...banned.map((b) => ({
+            group: [`../${b}/**`, `../../${b}/**`, `../${b}.js`, `../../${b}.js`],
+            message: `${dir}/ must not import ${b}/ (DESIGN.md: imports point down).`,
+          })),
+        ],
+      },
+    ],
+  },
+}));
+
+export default tseslint.config(
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      'src/graphql/generated/**',
+      'services/model-server/models/**',
+      'coverage/**',
+      'test-artifacts/**',
+      'bench/results/**',
+    ],
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node }, ecmaVersion: 2023, sourceType: 'module' },
+    rules: {
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' },
+      ],
+      'no-console': 'error',
+    },
+  },
+  {
+    files: ['src/main.ts', 'scripts/**', 'bench/**', 'services/**'],
+    rules: { 'no-console': 'off' },
+  },
+  ...layerBlocks,
+);

@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { type z } from 'zod';
+import { configFileSchema, type ConfigFile } from './schema.js';
+
+/** The environment variables Atrium reads, all of them, here and nowhere else. */
+export interface AtriumEnv {
+  ATRIUM_CONFIG?: string | undefined;
+  ATRIUM_HOME?: string | undefined;
+  PORT?: string | undefined;
+  HOST?: string | undefined;
+  DATABASE_URL?: string | undefined;
+  REDIS_URL?: string | undefined;
+  REDIS_CLUSTER_NODES?: string | undefined;
+  MODEL_SERVER_PORT?: string | undefined;
+  NODE_ENV?: string | undefined;
+  LOG_LEVEL?: string | undefined;
+}
+
+export interface AtriumConfig extends ConfigFile {
+  /** `demo` when started without ATRIUM_CONFIG: embedded data, memory store, dev keys. */
+  mode: 'demo' | 'production';
+  /** NODE_ENV=production: masked errors, no stack traces, no field suggestions. */
+  production: boolean;
+  logLevel: string;
+  /** Where demo mode keeps its dev key pair and generated files. */
+  home: string;
+  /** Demo mode: the port of the reference model server started alongside. */
+  modelServerPort: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Formats zod issues as "field: expected …, found …" lines, one per problem. */
+export function describeIssues(error: z.ZodError, source: string): string {
+  const lines = error.issues.map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
+    const found = 'input' in issue ? `; found ${JSON.stringify(issue.input) ?? 'nothing'}` : '';
+    return `  - ${path}: ${issue.message}${found}`;
+  });
+  return `Invalid configuration in ${source}:\n${lines.join('\n')}`;
+}
+
+/** Validates a parsed config object; throws ConfigError naming each bad field. */
+export function parseConfigFile(raw: unknown, source: string): ConfigFile {
+  const result = configFileSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) throw new ConfigError(describeIssues(result.error, source));
+  return result.data;
+}
+
+export function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`Cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`Config file ${path} is not valid YAML/JSON: ${(error as Error).message}`);
+  }
+}
+
+function intFromEnv(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(`${name} must be a port number (0-65535); found ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/**
+ * Applies the environment on top of a validated config file. `file` is what the config file
+ * (or the demo builder) produced; env wins for the connection settings it names.
+ */
+export function applyEnv(
+  file: ConfigFile,
+  env: AtriumEnv,
+  mode: AtriumConfig['mode'],
+): AtriumConfig {
+  const clusterNodes = env.REDIS_CLUSTER_NODES?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return {
+    ...file,
+    server: {
+      ...file.server,
+      host: env.HOST ?? file.server.host,
+      port: intFromEnv('PORT', env.PORT, file.server.port),
+    },
+    data: { ...file.data, url: env.DATABASE_URL || file.data.url },
+    redis: {
+      ...file.redis,
+      url: env.REDIS_URL || file.redis.url,
+      cluster: clusterNodes && clusterNodes.length > 0 ? clusterNodes : file.redis.cluster,
+    },
+    mode,
+    production: env.NODE_ENV === 'production',
+    logLevel: env.LOG_LEVEL ?? 'info',
+    home: resolve(env.ATRIUM_HOME ?? '.atrium'),
+    modelServerPort: intFromEnv('MODEL_SERVER_PORT', env.MODEL_SERVER_PORT, 8001),
+  };
+}
+
+/** Reads the environment (defaults to `process.env`). The only reader of process.env in src/. */
+export function readEnv(source: NodeJS.ProcessEnv = process.env): AtriumEnv {
+  const {
+    ATRIUM_CONFIG,
+    ATRIUM_HOME,
+    PORT,
+    HOST,
+    DATABASE_URL,
+    REDIS_URL,
+    REDIS_CLUSTER_NODES,
+    MODEL_SERVER_PORT,
+    NODE_ENV,
+    LOG_LEVEL,
+  } = source;
+  return {
+    ATRIUM_CONFIG,
+    ATRIUM_HOME,
+    PORT,
+    HOST,
+    DATABASE_URL,
+    REDIS_URL,
+    REDIS_CLUSTER_NODES,
+    MODEL_SERVER_PORT,
+    NODE_ENV,
+    LOG_LEVEL,
+  };
+}
+
+/** Production start: the config file named by ATRIUM_CONFIG, validated, with env applied. */
+export function loadConfigFile(env: AtriumEnv): AtriumConfig {
+  if (!env.ATRIUM_CONFIG) throw new ConfigError('ATRIUM_CONFIG is not set');
+  const path = resolve(env.ATRIUM_CONFIG);
+  return applyEnv(parseConfigFile(readConfigFile(path), path), env, 'production');
+}

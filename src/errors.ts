@@ -1,0 +1,87 @@
+import { GraphQLError, type GraphQLErrorOptions } from 'graphql';
+
+/**
+ * The one union of error codes a client can see. Anything else is masked as
+ * `INTERNAL_SERVER_ERROR` by the error formatter.
+ */
+export type ErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'TENANT_MISMATCH'
+  | 'TENANT_NOT_FOUND'
+  | 'RATE_LIMITED'
+  | 'OPERATION_LIMIT'
+  | 'BAD_USER_INPUT'
+  | 'BACKEND_UNAVAILABLE'
+  | 'BACKEND_TIMEOUT'
+  | 'INTERNAL_SERVER_ERROR';
+
+/**
+ * HTTP status a code maps to when it ends the request. `undefined` means the error is a field
+ * error inside a partial result: the response stays 200.
+ */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number | undefined>> = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  TENANT_MISMATCH: 403,
+  TENANT_NOT_FOUND: 403,
+  RATE_LIMITED: 429,
+  OPERATION_LIMIT: 400,
+  BAD_USER_INPUT: 400,
+  BACKEND_UNAVAILABLE: undefined,
+  BACKEND_TIMEOUT: undefined,
+  INTERNAL_SERVER_ERROR: 500,
+};
+
+const CODES = new Set<string>(Object.keys(HTTP_STATUS));
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && CODES.has(value);
+}
+
+export interface GatewayErrorOptions {
+  /** The underlying error; kept for logs, never sent to clients. */
+  cause?: unknown;
+  /** Extra response headers when this error ends the request (e.g. `WWW-Authenticate`). */
+  headers?: Readonly<Record<string, string>>;
+  /** Extra, client-safe extensions (e.g. `retryAfterSeconds`). */
+  extensions?: Readonly<Record<string, unknown>>;
+  /** Override the status from `HTTP_STATUS` (rarely needed). */
+  status?: number;
+}
+
+/**
+ * A request error with a stable `extensions.code`. Lower layers throw it; the GraphQL layer
+ * and the HTTP adapter turn it into a response. Its message must be safe to show a client.
+ */
+export class GatewayError extends GraphQLError {
+  readonly code: ErrorCode;
+  readonly status: number | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
+    const status = options.status ?? HTTP_STATUS[code];
+    const headers = options.headers ?? {};
+    const extensions: Record<string, unknown> = { ...options.extensions, code };
+    if (status !== undefined) {
+      // Apollo Server reads extensions.http to set the response status and headers, then strips it.
+      extensions.http = { status, headers: new Map(Object.entries(headers)) };
+    }
+    const graphqlOptions: GraphQLErrorOptions = { extensions };
+    if (options.cause instanceof Error) graphqlOptions.originalError = options.cause;
+    super(message, graphqlOptions);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+export function isGatewayError(error: unknown): error is GatewayError {
+  return error instanceof GatewayError;
+}
+
+/** For exhaustive switches: a compile error when a case is missing, a thrown error at run time. */
+export function unreachable(value: never): never {
+  throw new TypeError(`Unreachable case: ${JSON.stringify(value)}`);
+}
