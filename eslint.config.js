@@ -14,12 +14,25 @@ const layers = {
   tenancy: ['server', 'graphql', 'loaders', 'limits', 'backends'],
   store: ['server', 'graphql', 'loaders', 'limits', 'backends', 'auth', 'tenancy'],
   telemetry: ['server', 'graphql', 'loaders', 'limits', 'backends', 'auth', 'tenancy', 'store'],
-  config: ['server', 'graphql', 'loaders', 'limits', 'backends', 'auth', 'tenancy', 'store', 'telemetry'],
+  config: [
+    'server',
+    'graphql',
+    'loaders',
+    'limits',
+    'backends',
+    'auth',
+    'tenancy',
+    'store',
+    'telemetry',
+  ],
 };
 const noGraphqlPackage = new Set(['backends', 'auth', 'tenancy', 'store', 'telemetry', 'config']);
 const always = [
   { group: ['**/main.js'], message: 'Nothing imports main.ts (DESIGN.md).' },
-  { group: ['**/services/model-server/**'], message: 'The gateway talks to the model server over HTTP only.' },
+  {
+    group: ['**/services/model-server/**'],
+    message: 'The gateway talks to the model server over HTTP only.',
+  },
 ];
 
 const layerBlocks = Object.entries(layers).map(([dir, banned]) => ({

@@ -61,7 +61,9 @@ export function readConfigFile(path: string): unknown {
   try {
     return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new ConfigError(`Config file ${path} is not valid YAML/JSON: ${(error as Error).message}`);
+    throw new ConfigError(
+      `Config file ${path} is not valid YAML/JSON: ${(error as Error).message}`,
+    );
   }
 }
 
@@ -69,7 +71,9 @@ function intFromEnv(name: string, value: string | undefined, fallback: number): 
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new ConfigError(`${name} must be a port number (0-65535); found ${JSON.stringify(value)}`);
+    throw new ConfigError(
+      `${name} must be a port number (0-65535); found ${JSON.stringify(value)}`,
+    );
   }
   return n;
 }

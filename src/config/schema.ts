@@ -69,19 +69,40 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
   free: {
     rateLimit: { perSecond: 20, burst: 40 },
     maxConcurrent: 10,
-    operation: { depth: 8, aliases: 15, rootFields: 10, directives: 50, tokens: 1_000, cost: 2_000 },
+    operation: {
+      depth: 8,
+      aliases: 15,
+      rootFields: 10,
+      directives: 50,
+      tokens: 1_000,
+      cost: 2_000,
+    },
     introspection: true,
   },
   pro: {
     rateLimit: { perSecond: 200, burst: 400 },
     maxConcurrent: 50,
-    operation: { depth: 10, aliases: 15, rootFields: 15, directives: 50, tokens: 1_000, cost: 5_000 },
+    operation: {
+      depth: 10,
+      aliases: 15,
+      rootFields: 15,
+      directives: 50,
+      tokens: 1_000,
+      cost: 5_000,
+    },
     introspection: true,
   },
   enterprise: {
     rateLimit: { perSecond: 1_000, burst: 2_000 },
     maxConcurrent: 200,
-    operation: { depth: 12, aliases: 15, rootFields: 20, directives: 50, tokens: 1_000, cost: 5_000 },
+    operation: {
+      depth: 12,
+      aliases: 15,
+      rootFields: 20,
+      directives: 50,
+      tokens: 1_000,
+      cost: 5_000,
+    },
     introspection: true,
   },
 };
@@ -159,7 +180,10 @@ export const authSchema = z
       .min(1)
       .default(['RS256', 'ES256', 'EdDSA']),
     /** Claims that may carry the tenant id, in order of preference. */
-    tenantClaims: z.array(z.string().min(1)).min(1).default([...DEFAULT_TENANT_CLAIMS]),
+    tenantClaims: z
+      .array(z.string().min(1))
+      .min(1)
+      .default([...DEFAULT_TENANT_CLAIMS]),
     clockToleranceSeconds: z
       .number()
       .int()
@@ -236,11 +260,7 @@ export const configFileSchema = z.object({
           maxBatchSize: z.number().int().positive().default(DEFAULT_MICRO_BATCH_MAX_SIZE),
         })
         .prefault({}),
-      cacheTtlSeconds: z
-        .number()
-        .int()
-        .nonnegative()
-        .default(DEFAULT_PREDICTION_CACHE_TTL_SECONDS),
+      cacheTtlSeconds: z.number().int().nonnegative().default(DEFAULT_PREDICTION_CACHE_TTL_SECONDS),
     })
     .prefault({}),
   plans: z.record(z.string().min(1), planLimitsSchema).default({ ...DEFAULT_PLANS }),

@@ -1,0 +1,57 @@
+import { unwrapResolverError } from '@apollo/server/errors';
+import { type GraphQLFormattedError } from 'graphql';
+import { isErrorCode, isGatewayError } from '../errors.js';
+
+/** Apollo's own request-level codes that are the client's fault; shown as BAD_USER_INPUT. */
+const CLIENT_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'BAD_USER_INPUT',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
+/** Protocol codes that Automatic Persisted Query clients act on; passed through unchanged. */
+const PROTOCOL_CODES = new Set(['PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED']);
+
+export const MASKED_MESSAGE = 'Internal server error';
+
+/**
+ * Every error a client sees carries a code from the one union (plus the APQ protocol codes).
+ * GatewayErrors keep their safe message; graphql-js and Apollo client errors keep theirs under
+ * BAD_USER_INPUT (with the original code as `reason`); everything else is masked. It never
+ * throws: a formatter that throws would turn one bad error into a 500 for the whole response.
+ */
+export function formatError(
+  formatted: GraphQLFormattedError,
+  error: unknown,
+): GraphQLFormattedError {
+  try {
+    const original = unwrapResolverError(error);
+    const base = {
+      message: formatted.message,
+      locations: formatted.locations,
+      path: formatted.path,
+    };
+    if (isGatewayError(original)) {
+      const { http: _http, ...extensions } = original.extensions as Record<string, unknown>;
+      return { ...base, message: original.message, extensions };
+    }
+    const code = formatted.extensions?.code;
+    if (typeof code === 'string' && PROTOCOL_CODES.has(code)) {
+      return { ...base, extensions: { code } };
+    }
+    if (typeof code === 'string' && CLIENT_CODES.has(code)) {
+      return { ...base, extensions: { code: 'BAD_USER_INPUT', reason: code } };
+    }
+    if (typeof code === 'string' && isErrorCode(code) && code !== 'INTERNAL_SERVER_ERROR') {
+      return { ...base, extensions: { code } };
+    }
+    return {
+      message: MASKED_MESSAGE,
+      path: formatted.path,
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    };
+  } catch {
+    return { message: MASKED_MESSAGE, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+  }
+}

@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type ApolloServer, HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
+import { GatewayError, isGatewayError } from '../errors.js';
+import { type GatewayContext } from '../graphql/context.js';
+import { type Admission } from '../limits/admission.js';
+import { type Logger } from '../telemetry/logger.js';
+import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
+import { buildContext, type ContextDependencies } from './context.js';
+import { parseBody, readBody } from './body.js';
+import { formatError } from './format-error.js';
+
+export interface Probe {
+  /** Resolves when the dependency answers; rejects (or times out) otherwise. */
+  (): Promise<void>;
+}
+
+export interface HttpHandlerOptions extends ContextDependencies {
+  apollo: ApolloServer<GatewayContext>;
+  bodyLimitBytes: number;
+  baseDomain?: string | undefined;
+  /** Named readiness checks run by GET /readyz, each bounded by `probeTimeoutMs`. */
+  readiness: Readonly<Record<string, Probe>>;
+  probeTimeoutMs?: number;
+  logger: Logger;
+  /** Extra routes (metrics, playground) answered before GraphQL routing. */
+  routes?: Readonly<
+    Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>
+  >;
+}
+
+const TENANT_PATH = /^\/t\/([^/]+)\/graphql\/?$/;
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/** A GraphQL-shaped error answer for refusals that happen before Apollo sees the request. */
+function sendError(res: ServerResponse, error: GatewayError, requestId: string): void {
+  const formatted = formatError({ message: error.message, extensions: error.extensions }, error);
+  sendJson(
+    res,
+    error.status ?? 500,
+    { errors: [formatted] },
+    { ...error.headers, 'x-request-id': requestId },
+  );
+}
+
+function toHeaderMap(req: IncomingMessage): HeaderMap {
+  const headers = new HeaderMap();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return headers;
+}
+
+async function writeResponse(
+  res: ServerResponse,
+  response: HTTPGraphQLResponse,
+  extra: Record<string, string>,
+): Promise<void> {
+  for (const [name, value] of response.headers) res.setHeader(name, value);
+  for (const [name, value] of Object.entries(extra)) res.setHeader(name, value);
+  res.statusCode = response.status ?? 200;
+  if (response.body.kind === 'complete') {
+    res.end(response.body.string);
+    return;
+  }
+  for await (const chunk of response.body.asyncIterator) res.write(chunk);
+  res.end();
+}
+
+async function withTimeout(probe: Probe, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      probe(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The node:http adapter: routing, body limits and the hand-off to Apollo Server's
+ * `executeHTTPGraphQLRequest`. Whatever happens inside, the client gets a coded JSON answer;
+ * an unexpected error is logged and masked, never sent with a stack.
+ */
+export function createHttpHandler(options: HttpHandlerOptions) {
+  const { apollo, logger } = options;
+  const probeTimeoutMs = options.probeTimeoutMs ?? 2_000;
+
+  async function ready(res: ServerResponse): Promise<void> {
+    const entries = await Promise.all(
+      Object.entries(options.readiness).map(async ([name, probe]) => {
+        try {
+          await withTimeout(probe, probeTimeoutMs);
+          return [name, 'ok'] as const;
+        } catch (error) {
+          logger.warn({ check: name, err: (error as Error).message }, 'readiness check failed');
+          return [name, 'unavailable'] as const;
+        }
+      }),
+    );
+    const checks = Object.fromEntries(entries);
+    const ok = entries.every(([, state]) => state === 'ok');
+    sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'unavailable', checks });
+  }
+
+  async function graphql(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    pathTenant: string | undefined,
+    requestId: string,
+  ): Promise<void> {
+    const method = req.method ?? 'GET';
+    const text = method === 'POST' ? await readBody(req, options.bodyLimitBytes) : '';
+    const body = parseBody(text, req.headers['content-type']);
+    let admission: Admission | undefined;
+    try {
+      const response = await apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: { method, headers: toHeaderMap(req), search: url.search, body },
+        context: () =>
+          buildContext(options, {
+            requestId,
+            authorization: req.headers.authorization,
+            hints: [pathTenant, tenantHintFromHost(req.headers.host, options.baseDomain)],
+            onAdmitted: (a) => {
+              admission = a;
+            },
+          }),
+      });
+      await writeResponse(res, response, { ...admission?.headers, 'x-request-id': requestId });
+    } finally {
+      admission?.release();
+    }
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const header = req.headers['x-request-id'];
+    const requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
+    try {
+      const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+      const path = url.pathname;
+      const extra = options.routes?.[path];
+      if (extra) return await extra(req, res);
+      if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+      if (path === '/readyz') return await ready(res);
+      if (path === '/graphql' || path === '/graphql/')
+        return await graphql(req, res, url, undefined, requestId);
+      const match = TENANT_PATH.exec(path);
+      if (match) {
+        let tenant: string;
+        try {
+          tenant = decodeURIComponent(match[1] ?? '');
+        } catch {
+          tenant = '';
+        }
+        return await graphql(req, res, url, tenant, requestId);
+      }
+      throw new GatewayError('BAD_USER_INPUT', `No route for ${path}.`, {
+        status: 404,
+        extensions: { reason: 'NOT_FOUND' },
+      });
+    } catch (error) {
+      if (res.headersSent) {
+        logger.error({ err: error, requestId }, 'error after the response started');
+        res.destroy();
+        return;
+      }
+      if (isGatewayError(error)) return sendError(res, error, requestId);
+      logger.error({ err: error, requestId }, 'unexpected error in the HTTP handler');
+      sendError(res, new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error'), requestId);
+    }
+  };
+}

@@ -1,0 +1,106 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildDemoConfig } from '../../../src/config/demo.js';
+import { ConfigError, loadConfigFile, parseConfigFile } from '../../../src/config/load.js';
+
+const valid = {
+  auth: {
+    issuer: 'https://issuer.example',
+    audience: 'atrium',
+    jwks: { url: 'https://issuer.example/jwks' },
+  },
+  tenants: [{ id: 'acme', displayName: 'Acme', data: { strategy: 'schema' } }],
+};
+
+function message(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('applies defaults to a minimal valid file', () => {
+    const config = parseConfigFile(valid, 'test');
+    expect(config.server.port).toBe(4000);
+    expect(config.auth.algorithms).toEqual(['RS256', 'ES256', 'EdDSA']);
+    expect(config.auth.tenantClaims).toEqual(['tenant', 'https://atrium.dev/tenant']);
+    expect(config.tenants[0]?.status).toBe('active');
+    expect(config.plans.free?.operation.aliases).toBe(15);
+  });
+
+  it('names the field, the expected shape and the value found', () => {
+    const bad = {
+      ...valid,
+      tenants: [{ id: 'Acme Corp', displayName: 'Acme', data: { strategy: 'sharded' } }],
+    };
+    const text = message(() => parseConfigFile(bad, 'atrium.yaml'));
+    expect(text).toContain('atrium.yaml');
+    expect(text).toContain('tenants.0.id');
+    expect(text).toContain('"Acme Corp"');
+    expect(text).toContain('tenants.0.data.strategy');
+    expect(text).toContain('"sharded"');
+  });
+
+  it('refuses HS256 without a secret and a config with no key source', () => {
+    expect(
+      message(() =>
+        parseConfigFile({ ...valid, auth: { ...valid.auth, algorithms: ['HS256'] } }, 't'),
+      ),
+    ).toMatch(/HS256 is listed/);
+    expect(
+      message(() => parseConfigFile({ ...valid, auth: { issuer: 'i', audience: 'a' } }, 't')),
+    ).toMatch(/at least one key source/);
+  });
+
+  it('loads YAML from ATRIUM_CONFIG and lets the environment override connections', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'atrium-config-'));
+    const path = join(dir, 'atrium.yaml');
+    writeFileSync(
+      path,
+      [
+        'auth:',
+        '  issuer: https://issuer.example',
+        '  audience: atrium',
+        '  jwks: { url: "https://issuer.example/jwks" }',
+        'tenants:',
+        '  - { id: acme, displayName: Acme, data: { strategy: row } }',
+      ].join('\n'),
+    );
+    const config = loadConfigFile({
+      ATRIUM_CONFIG: path,
+      PORT: '5055',
+      DATABASE_URL: 'postgres://db/x',
+      NODE_ENV: 'production',
+    });
+    expect(config.mode).toBe('production');
+    expect(config.production).toBe(true);
+    expect(config.server.port).toBe(5055);
+    expect(config.data.url).toBe('postgres://db/x');
+    expect(message(() => loadConfigFile({ ATRIUM_CONFIG: path, PORT: 'eighty' }))).toMatch(
+      /PORT must be a port number/,
+    );
+    expect(message(() => loadConfigFile({ ATRIUM_CONFIG: join(dir, 'missing.yaml') }))).toMatch(
+      /Cannot read config file/,
+    );
+  });
+
+  it('builds a valid demo configuration with two differently isolated tenants', () => {
+    const demo = buildDemoConfig({
+      publicJwk: { kty: 'EC' },
+      kid: 'k1',
+      alg: 'ES256',
+      modelServerUrl: 'http://127.0.0.1:8001',
+    });
+    expect(demo.tenants.map((t) => [t.id, t.data.strategy])).toEqual([
+      ['acme', 'schema'],
+      ['globex', 'row'],
+    ]);
+    expect(demo.tenants[0]?.models.churn?.version).not.toBe(demo.tenants[1]?.models.churn?.version);
+  });
+});
