@@ -29,6 +29,7 @@ const config: CodegenConfig = {
           Tenant: '../models.js#TenantParent',
           Viewer: '../models.js#ViewerParent',
           CustomerConnection: '../models.js#CustomerConnectionParent',
+          ModelInfo: '../models.js#ModelInfoParent',
         },
         avoidOptionals: { field: true, inputValue: false, object: false, defaultValue: false },
       },

@@ -48,6 +48,11 @@ export interface GatewayErrorOptions {
   extensions?: Readonly<Record<string, unknown>>;
   /** Override the status from `HTTP_STATUS` (rarely needed). */
   status?: number;
+  /**
+   * The error ends the whole request (auth, tenancy, limits, body): its status and headers
+   * become the response's. Field errors leave this off, so a partial result stays HTTP 200.
+   */
+  request?: boolean;
 }
 
 /**
@@ -63,7 +68,7 @@ export class GatewayError extends GraphQLError {
     const status = options.status ?? HTTP_STATUS[code];
     const headers = options.headers ?? {};
     const extensions: Record<string, unknown> = { ...options.extensions, code };
-    if (status !== undefined) {
+    if (options.request && status !== undefined) {
       // Apollo Server reads extensions.http to set the response status and headers, then strips it.
       extensions.http = { status, headers: new Map(Object.entries(headers)) };
     }
@@ -79,6 +84,19 @@ export class GatewayError extends GraphQLError {
 
 export function isGatewayError(error: unknown): error is GatewayError {
   return error instanceof GatewayError;
+}
+
+/** The same error, marked to end the request with its status and headers. */
+export function asRequestError(error: GatewayError): GatewayError {
+  if (error.extensions.http !== undefined) return error;
+  const { code: _code, ...extensions } = error.extensions;
+  return new GatewayError(error.code, error.message, {
+    cause: error.originalError ?? error,
+    headers: error.headers,
+    extensions,
+    status: error.status,
+    request: true,
+  });
 }
 
 /** For exhaustive switches: a compile error when a case is missing, a thrown error at run time. */

@@ -12,3 +12,11 @@ export interface CustomerConnectionParent {
   rows: CustomerRecord[];
   hasNextPage: boolean;
 }
+export interface ModelInfoParent {
+  name: string;
+  backend: string;
+  model: string;
+  version: string | null;
+  features: string[];
+  thresholds: { label: string; min: number }[];
+}

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { type GraphQLSchema } from 'graphql';
 import { type Resolvers } from './generated/resolvers-types.js';
+import * as inference from './resolvers/inference.js';
 import { Mutation } from './resolvers/mutation.js';
 import { Query } from './resolvers/query.js';
 import { DateTime } from './resolvers/scalars.js';
@@ -20,13 +21,14 @@ export function loadTypeDefs(dir: string = SCHEMA_DIR): string[] {
 
 export const resolvers: Resolvers = {
   DateTime,
-  Query,
+  Query: { ...Query, ...inference.inferenceQuery },
   Mutation,
   Viewer,
   Tenant,
   CustomerConnection,
-  Customer,
-  Order,
+  Customer: { ...Customer, ...inference.Customer },
+  Order: { ...Order, ...inference.Order },
+  ModelInfo: inference.ModelInfo,
 };
 
 export function createSchema(typeDefs: string[] = loadTypeDefs()): GraphQLSchema {

@@ -1,8 +1,14 @@
 import { type TokenVerifier } from '../auth/verify-token.js';
 import { type DataSource } from '../backends/data/types.js';
+import { asRequestError, isGatewayError } from '../errors.js';
 import { type GatewayContext } from '../graphql/context.js';
 import { type Admission, type AdmissionControl } from '../limits/admission.js';
 import { createDataLoaders } from '../loaders/data-loaders.js';
+import {
+  createPredictionLoaders,
+  type PredictionLoadersOptions,
+  type PredictionService,
+} from '../loaders/prediction-loaders.js';
 import { type Logger } from '../telemetry/logger.js';
 import { type TenantRegistry } from '../tenancy/registry.js';
 import { resolveTenant } from '../tenancy/resolve-tenant.js';
@@ -12,6 +18,11 @@ export interface ContextDependencies {
   registry: TenantRegistry;
   admission: AdmissionControl;
   dataSource: DataSource;
+  predictor: PredictionService;
+  /** Prediction cache (the store); omitted → every prediction goes to the model. */
+  predictionCache?: PredictionLoadersOptions['cache'];
+  cacheTtlSeconds: number;
+  modelReady: GatewayContext['modelReady'];
   logger: Logger;
 }
 
@@ -35,12 +46,21 @@ export async function buildContext(
   const principal = await deps.verifier.verifyAuthorizationHeader(facts.authorization);
   const tenant = resolveTenant({ principal, hints: facts.hints, registry: deps.registry });
   facts.onAdmitted(await deps.admission.admit(tenant, principal));
+  const log = deps.logger.child({ requestId: facts.requestId, tenant: tenant.id });
   return {
     requestId: facts.requestId,
     principal,
     tenant,
     loaders: createDataLoaders({ tenant, dataSource: deps.dataSource }),
+    predictions: createPredictionLoaders({
+      tenant,
+      predictor: deps.predictor,
+      cache: deps.predictionCache,
+      cacheTtlSeconds: deps.cacheTtlSeconds,
+      log,
+    }),
+    modelReady: deps.modelReady,
     dataSource: deps.dataSource,
-    log: deps.logger.child({ requestId: facts.requestId, tenant: tenant.id }),
+    log,
   };
 }

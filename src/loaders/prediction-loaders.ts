@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto';
+import DataLoader from 'dataloader';
+import { type TenantModelConfig } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import { predictionKey } from '../store/keys.js';
+import { type Store } from '../store/types.js';
+import { type Logger } from '../telemetry/logger.js';
+import { type Tenant } from '../tenancy/tenant.js';
+
+export interface PredictionResult {
+  model: string;
+  version: string;
+  score: number;
+  label: string;
+  cached: boolean;
+}
+
+/** Where scores come from: the micro-batching predictor over the OIP v2 clients. */
+export interface PredictionService {
+  predict(
+    tenantId: string,
+    target: { backend: string; model: string; version?: string | undefined },
+    rows: number[][],
+  ): Promise<{ scores: number[]; modelVersion: string }>;
+}
+
+export interface PredictionLoadersOptions {
+  tenant: Tenant;
+  predictor: PredictionService;
+  /** Read-through cache (one MGET per batch, pipelined write-back); omitted → no cache. */
+  cache?: Pick<Store, 'mget' | 'msetWithTtl'> | undefined;
+  cacheTtlSeconds: number;
+  log?: Logger | undefined;
+}
+
+export interface PredictionLoaders {
+  /** Scores `row` (the model's features, in order) with the tenant's logical model `name`. */
+  load(name: string, row: readonly number[]): Promise<PredictionResult>;
+  /** The model's feature vector for an entity record (booleans as 0/1). */
+  featuresOf(name: string, record: object): number[];
+}
+
+/** The label of the highest threshold whose minimum is not above the score. */
+export function labelFor(thresholds: Readonly<Record<string, number>>, score: number): string {
+  let best: [string, number] | undefined;
+  for (const [label, min] of Object.entries(thresholds)) {
+    if (min <= score && (best === undefined || min > best[1])) best = [label, min];
+  }
+  return best?.[0] ?? 'unknown';
+}
+
+/** Hash of the row exactly as the model receives it (FP32), so equal inputs share a cache entry. */
+export function inputHash(row: readonly number[]): string {
+  return createHash('sha256').update(Float32Array.from(row)).digest('base64url').slice(0, 32);
+}
+
+function modelOf(tenant: Tenant, name: string): TenantModelConfig {
+  const model = tenant.models[name];
+  if (!model) {
+    throw new GatewayError('FORBIDDEN', `The model "${name}" is not configured for this tenant.`);
+  }
+  return model;
+}
+
+interface CachedScore {
+  s: number;
+  v: string;
+}
+
+function parseCached(text: string | null | undefined): CachedScore | undefined {
+  if (!text) return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<CachedScore>;
+    return typeof value.s === 'number' && typeof value.v === 'string'
+      ? { s: value.s, v: value.v }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One DataLoader per logical model of the request's tenant: every prediction field of the
+ * request joins one batch per model, which becomes one cache MGET and (for the misses) one
+ * infer call through the micro-batcher. Cache keys carry the tenant, model and version.
+ */
+export function createPredictionLoaders(options: PredictionLoadersOptions): PredictionLoaders {
+  const { tenant, predictor, cache, cacheTtlSeconds, log } = options;
+  const loaders = new Map<string, DataLoader<readonly number[], PredictionResult>>();
+
+  async function batch(
+    name: string,
+    rows: readonly (readonly number[])[],
+  ): Promise<(PredictionResult | Error)[]> {
+    const model = modelOf(tenant, name);
+    const cacheVersion = model.version ?? 'latest';
+    const keys = cache
+      ? rows.map((row) => predictionKey(tenant.id, model.model, cacheVersion, inputHash(row)))
+      : [];
+    let hits: (string | null)[] = [];
+    if (cache) {
+      try {
+        hits = await cache.mget(keys);
+      } catch (error) {
+        // A store outage costs cache hits, never the answer.
+        log?.warn(
+          { err: (error as Error).message },
+          'prediction cache unavailable; scoring without it',
+        );
+      }
+    }
+    const results: (PredictionResult | Error | undefined)[] = rows.map((_, i) => {
+      const cached = parseCached(hits[i]);
+      return (
+        cached && {
+          model: name,
+          version: cached.v,
+          score: cached.s,
+          label: labelFor(model.thresholds, cached.s),
+          cached: true,
+        }
+      );
+    });
+    const missing = results.flatMap((result, i) => (result === undefined ? [i] : []));
+    if (missing.length === 0) return results as PredictionResult[];
+    try {
+      const { scores, modelVersion } = await predictor.predict(
+        tenant.id,
+        { backend: model.backend, model: model.model, version: model.version },
+        missing.map((i) => [...(rows[i] ?? [])]),
+      );
+      const writes: { key: string; value: string }[] = [];
+      missing.forEach((rowIndex, j) => {
+        const score = scores[j] ?? Number.NaN;
+        results[rowIndex] = {
+          model: name,
+          version: modelVersion,
+          score,
+          label: labelFor(model.thresholds, score),
+          cached: false,
+        };
+        if (cache && Number.isFinite(score)) {
+          writes.push({
+            key: keys[rowIndex] ?? '',
+            value: JSON.stringify({ s: score, v: modelVersion }),
+          });
+        }
+      });
+      if (cache && writes.length > 0 && cacheTtlSeconds > 0) {
+        // Write-back is off the response path: the answer does not wait for the cache.
+        cache.msetWithTtl(writes, cacheTtlSeconds).catch((error: unknown) => {
+          log?.warn({ err: (error as Error).message }, 'prediction cache write failed');
+        });
+      }
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      for (const i of missing) results[i] = failure;
+    }
+    return results.map((r) => r ?? new Error('prediction missing'));
+  }
+
+  function loaderFor(name: string): DataLoader<readonly number[], PredictionResult> {
+    let loader = loaders.get(name);
+    if (!loader) {
+      loader = new DataLoader((rows) => batch(name, rows), {
+        cacheKeyFn: (row) => row.join(','),
+        name: `prediction(${name}):${tenant.id}`,
+      });
+      loaders.set(name, loader);
+    }
+    return loader;
+  }
+
+  return {
+    load: async (name, row) => {
+      modelOf(tenant, name);
+      return loaderFor(name).load(row);
+    },
+    featuresOf(name, record) {
+      const model = modelOf(tenant, name);
+      const fields = record as Record<string, unknown>;
+      return model.features.map((feature) => {
+        const value = fields[feature];
+        if (typeof value === 'boolean') return value ? 1 : 0;
+        if (typeof value === 'number' && Number.isFinite(value)) return value;
+        // A tenant config naming a field the entity lacks: an operator error, masked for clients.
+        throw new Error(`model ${name}: feature ${feature} is not a numeric field of the entity`);
+      });
+    },
+  };
+}
