@@ -43,6 +43,18 @@ export async function buildContext(
   deps: ContextDependencies,
   facts: RequestFacts,
 ): Promise<GatewayContext> {
+  try {
+    return await admitAndBuild(deps, facts);
+  } catch (error) {
+    // Refusals before execution end the request: their status and headers become the response's.
+    throw isGatewayError(error) ? asRequestError(error) : error;
+  }
+}
+
+async function admitAndBuild(
+  deps: ContextDependencies,
+  facts: RequestFacts,
+): Promise<GatewayContext> {
   const principal = await deps.verifier.verifyAuthorizationHeader(facts.authorization);
   const tenant = resolveTenant({ principal, hints: facts.hints, registry: deps.registry });
   facts.onAdmitted(await deps.admission.admit(tenant, principal));
