@@ -1,0 +1,219 @@
+import { GatewayError, isGatewayError } from '../../errors.js';
+
+/** What one `execute` call returns: a score per row, optionally with batch-wide metadata. */
+export type MicroBatchOutput<TMeta> =
+  readonly number[] | { scores: readonly number[]; meta: TMeta };
+
+export interface MicroBatcherOptions<TMeta = undefined> {
+  /**
+   * `false`: no joining; each `submit` goes straight to `execute` (still split into chunks of
+   * at most `maxBatchSize` rows). Default `true`.
+   */
+  enabled?: boolean;
+  /**
+   * How long the first submit of a batch waits for others. `0` flushes on the next turn of
+   * the event loop (`setImmediate`), which still joins every submit made in the current turn
+   * and the promise jobs it spawned.
+   */
+  windowMs: number;
+  /** Rows per `execute` call at most; a full batch is sent at once, without waiting. */
+  maxBatchSize: number;
+  /**
+   * Scores the rows of one batch, one score per row in order. A rejection rejects every
+   * caller with a row in that batch, with the same error (coded as `BACKEND_UNAVAILABLE` if it
+   * was not a `GatewayError` already).
+   */
+  execute: (rows: number[][]) => Promise<MicroBatchOutput<TMeta>>;
+}
+
+export interface MicroBatchResult<TMeta> {
+  /** Exactly the caller's scores, in the order of its rows. */
+  scores: number[];
+  /**
+   * The batch's metadata; if the caller's rows were split over several batches, that of the
+   * batch holding its first row.
+   */
+  meta: TMeta | undefined;
+}
+
+export interface MicroBatcher<TMeta = undefined> {
+  /** Scores `rows`, possibly in one `execute` call together with concurrent submits. */
+  submit(rows: number[][]): Promise<number[]>;
+  /** `submit`, also returning the metadata of the batch. */
+  submitWithMeta(rows: number[][]): Promise<MicroBatchResult<TMeta>>;
+  /** Rows waiting for the window to close. */
+  pendingRows(): number;
+  /** Sends what is waiting now instead of at the end of the window. */
+  flush(): void;
+}
+
+interface Entry<TMeta> {
+  rows: number[][];
+  scores: number[];
+  remaining: number;
+  meta: TMeta | undefined;
+  settled: boolean;
+  resolve: (result: MicroBatchResult<TMeta>) => void;
+  reject: (error: unknown) => void;
+}
+
+interface Part<TMeta> {
+  entry: Entry<TMeta>;
+  /** Index of the part's first row in the entry, and in the batch. */
+  entryOffset: number;
+  batchOffset: number;
+  length: number;
+}
+
+function asCoded(error: unknown): GatewayError {
+  if (isGatewayError(error)) return error;
+  return new GatewayError('BACKEND_UNAVAILABLE', 'Inference backend unavailable', {
+    cause: error,
+  });
+}
+
+/**
+ * Joins concurrent `submit` calls into few `execute` calls: all submits within `windowMs` of
+ * the first (or until `maxBatchSize` rows) form one batch, and each caller gets back exactly
+ * the slice of scores for its own rows. Isolation is the caller's job: one batcher must serve
+ * one tenant and one model version (the predictor keys them so).
+ */
+export function createMicroBatcher<TMeta = undefined>(
+  options: MicroBatcherOptions<TMeta>,
+): MicroBatcher<TMeta> {
+  const { windowMs, maxBatchSize, execute } = options;
+  const enabled = options.enabled ?? true;
+  if (!Number.isFinite(windowMs) || windowMs < 0) {
+    throw new TypeError(`createMicroBatcher: windowMs must be a number ≥ 0, got ${windowMs}`);
+  }
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
+    throw new TypeError(
+      `createMicroBatcher: maxBatchSize must be a positive integer, got ${maxBatchSize}`,
+    );
+  }
+  if (typeof execute !== 'function') {
+    throw new TypeError('createMicroBatcher: execute must be a function');
+  }
+
+  let pending: Entry<TMeta>[] = [];
+  let pendingCount = 0;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+
+  function cancelTimer(): void {
+    if (timer === undefined) return;
+    if (windowMs === 0) clearImmediate(timer as NodeJS.Immediate);
+    else clearTimeout(timer as NodeJS.Timeout);
+    timer = undefined;
+  }
+
+  function fail(entry: Entry<TMeta>, error: GatewayError): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    entry.reject(error);
+  }
+
+  function runBatch(rows: number[][], parts: Part<TMeta>[]): void {
+    Promise.resolve()
+      .then(() => execute(rows))
+      .then(
+        (output) => {
+          const scores = Array.isArray(output)
+            ? (output as readonly number[])
+            : (output as { scores: readonly number[] }).scores;
+          const meta = Array.isArray(output) ? undefined : (output as { meta: TMeta }).meta;
+          if (!Array.isArray(scores) || scores.length !== rows.length) {
+            const error = new GatewayError('BACKEND_UNAVAILABLE', 'Inference backend unavailable', {
+              cause: new Error(
+                `execute returned ${Array.isArray(scores) ? scores.length : typeof scores} scores for ${rows.length} rows`,
+              ),
+            });
+            for (const part of parts) fail(part.entry, error);
+            return;
+          }
+          for (const part of parts) {
+            const { entry } = part;
+            if (entry.settled) continue;
+            for (let i = 0; i < part.length; i++) {
+              entry.scores[part.entryOffset + i] = scores[part.batchOffset + i]!;
+            }
+            if (part.entryOffset === 0) entry.meta = meta;
+            entry.remaining -= part.length;
+            if (entry.remaining === 0) {
+              entry.settled = true;
+              entry.resolve({ scores: entry.scores, meta: entry.meta });
+            }
+          }
+        },
+        (error: unknown) => {
+          const coded = asCoded(error);
+          for (const part of parts) fail(part.entry, coded);
+        },
+      );
+  }
+
+  /** Packs entries, in order, into batches of at most `maxBatchSize` rows and runs them. */
+  function dispatch(entries: Entry<TMeta>[]): void {
+    let rows: number[][] = [];
+    let parts: Part<TMeta>[] = [];
+    for (const entry of entries) {
+      let offset = 0;
+      while (offset < entry.rows.length) {
+        if (rows.length === maxBatchSize) {
+          runBatch(rows, parts);
+          rows = [];
+          parts = [];
+        }
+        const length = Math.min(maxBatchSize - rows.length, entry.rows.length - offset);
+        parts.push({ entry, entryOffset: offset, batchOffset: rows.length, length });
+        for (let i = 0; i < length; i++) rows.push(entry.rows[offset + i]!);
+        offset += length;
+      }
+    }
+    if (rows.length > 0) runBatch(rows, parts);
+  }
+
+  function flush(): void {
+    cancelTimer();
+    if (pending.length === 0) return;
+    const entries = pending;
+    pending = [];
+    pendingCount = 0;
+    dispatch(entries);
+  }
+
+  function submitWithMeta(rows: number[][]): Promise<MicroBatchResult<TMeta>> {
+    if (!Array.isArray(rows)) {
+      return Promise.reject(new GatewayError('BAD_USER_INPUT', 'rows must be an array of rows'));
+    }
+    if (rows.length === 0) return Promise.resolve({ scores: [], meta: undefined });
+    return new Promise<MicroBatchResult<TMeta>>((resolve, reject) => {
+      const entry: Entry<TMeta> = {
+        rows,
+        scores: new Array<number>(rows.length),
+        remaining: rows.length,
+        meta: undefined,
+        settled: false,
+        resolve,
+        reject,
+      };
+      if (!enabled) {
+        dispatch([entry]);
+        return;
+      }
+      pending.push(entry);
+      pendingCount += rows.length;
+      if (pendingCount >= maxBatchSize) {
+        flush();
+      } else if (timer === undefined) {
+        timer = windowMs === 0 ? setImmediate(flush) : setTimeout(flush, windowMs);
+      }
+    });
+  }
+
+  return {
+    submitWithMeta,
+    submit: (rows) => submitWithMeta(rows).then((r) => r.scores),
+    pendingRows: () => pendingCount,
+    flush,
+  };
+}
