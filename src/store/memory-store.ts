@@ -1,0 +1,234 @@
+import { LRUCache } from 'lru-cache';
+import { StoreError } from './errors.js';
+import { assertGcraPolicy, gcraStep } from './gcra.js';
+import {
+  type Clock,
+  type GcraDecision,
+  type GcraPolicy,
+  type LeaseDecision,
+  type LeaseRequest,
+  type MessageHandler,
+  type SetOptions,
+  type Store,
+  type StoreEntry,
+  type StoreStatus,
+  type Unsubscribe,
+  SYSTEM_CLOCK,
+} from './types.js';
+import {
+  assertChannel,
+  assertKey,
+  assertLeaseRequest,
+  assertTtlSeconds,
+  assertValue,
+} from './validate.js';
+
+/** Entries kept before the least recently used are evicted; bounds the demo's memory. */
+export const DEFAULT_MEMORY_STORE_MAX_ENTRIES = 50_000;
+
+export interface MemoryStoreOptions {
+  /** Time source for TTLs, GCRA and leases (ms since epoch). Default `Date.now`. */
+  clock?: Clock | undefined;
+  /** Maximum keys held; least recently used keys go first. Default 50 000. */
+  maxEntries?: number | undefined;
+  /** Told when a subscriber's handler throws; the other handlers still run. */
+  onHandlerError?: ((error: unknown, channel: string) => void) | undefined;
+}
+
+type Entry =
+  | { readonly type: 'string'; readonly value: string; readonly expiresAt: number | undefined }
+  | { readonly type: 'leases'; readonly leases: Map<string, number> };
+
+/**
+ * An in-process `Store` with the Redis store's semantics (TTL expiry, GCRA, expiring leases,
+ * pub/sub), for demo mode and tests. State is per process: with several replicas each would
+ * enforce limits on its own, so production uses the Redis store.
+ */
+export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
+  const clock = options.clock ?? SYSTEM_CLOCK;
+  const maxEntries = options.maxEntries ?? DEFAULT_MEMORY_STORE_MAX_ENTRIES;
+  if (!(Number.isInteger(maxEntries) && maxEntries >= 1)) {
+    throw new TypeError(
+      `createMemoryStore: maxEntries must be an integer ≥ 1; received ${maxEntries}`,
+    );
+  }
+  const entries = new LRUCache<string, Entry>({ max: maxEntries });
+  const channels = new Map<string, Set<MessageHandler>>();
+  let closed = false;
+
+  function ensureOpen(operation: string): void {
+    if (closed) throw new StoreError('STORE_UNAVAILABLE', operation, 'the store is closed');
+  }
+
+  // Expiry is checked lazily against the injected clock, which is what makes TTLs testable
+  // without real waiting; eviction bounds what is never read again.
+  function readString(key: string, operation: string): string | null {
+    const entry = entries.get(key);
+    if (entry === undefined) return null;
+    if (entry.type !== 'string') {
+      throw new StoreError('STORE_FAILED', operation, 'WRONGTYPE: key holds leases, not a string');
+    }
+    if (entry.expiresAt !== undefined && entry.expiresAt <= clock.now()) {
+      entries.delete(key);
+      return null;
+    }
+    return entry.value;
+  }
+
+  function writeString(key: string, value: string, ttlMs: number | undefined): void {
+    entries.set(key, {
+      type: 'string',
+      value,
+      expiresAt: ttlMs === undefined ? undefined : clock.now() + ttlMs,
+    });
+  }
+
+  // Async functions turn synchronous throws into rejections, like the Redis store's I/O.
+  const store: Store = {
+    async get(key) {
+      assertKey(key, 'get');
+      ensureOpen('get');
+      return readString(key, 'get');
+    },
+
+    async mget(keys) {
+      keys.forEach((key) => assertKey(key, 'mget'));
+      ensureOpen('mget');
+      return keys.map((key) => {
+        const entry = entries.get(key);
+        // Redis MGET answers nil for a key of another type rather than failing.
+        return entry?.type === 'string' ? readString(key, 'mget') : null;
+      });
+    },
+
+    async set(key, value, setOptions: SetOptions = {}) {
+      assertKey(key, 'set');
+      assertValue(value, 'set');
+      if (setOptions.ttlSeconds !== undefined) assertTtlSeconds(setOptions.ttlSeconds, 'set');
+      ensureOpen('set');
+      writeString(
+        key,
+        value,
+        setOptions.ttlSeconds === undefined ? undefined : setOptions.ttlSeconds * 1000,
+      );
+    },
+
+    async msetWithTtl(list: readonly StoreEntry[], ttlSeconds) {
+      assertTtlSeconds(ttlSeconds, 'msetWithTtl');
+      for (const entry of list) {
+        assertKey(entry.key, 'msetWithTtl');
+        assertValue(entry.value, 'msetWithTtl');
+      }
+      ensureOpen('msetWithTtl');
+      for (const entry of list) writeString(entry.key, entry.value, ttlSeconds * 1000);
+    },
+
+    async del(key) {
+      assertKey(key, 'del');
+      ensureOpen('del');
+      const entry = entries.get(key);
+      if (entry === undefined) return false;
+      entries.delete(key);
+      return !(
+        entry.type === 'string' &&
+        entry.expiresAt !== undefined &&
+        entry.expiresAt <= clock.now()
+      );
+    },
+
+    async rateLimit(key, policy: GcraPolicy): Promise<GcraDecision> {
+      assertKey(key, 'rateLimit');
+      assertGcraPolicy(policy);
+      ensureOpen('rateLimit');
+      const stored = readString(key, 'rateLimit');
+      const step = gcraStep(stored === null ? undefined : Number(stored), clock.now(), policy);
+      if (step.newTatMs !== undefined) writeString(key, String(step.newTatMs), step.ttlMs);
+      return step.decision;
+    },
+
+    async acquireLease(key, request: LeaseRequest): Promise<LeaseDecision> {
+      assertKey(key, 'acquireLease');
+      assertLeaseRequest(request);
+      ensureOpen('acquireLease');
+      const now = clock.now();
+      let entry = entries.get(key);
+      if (entry !== undefined && entry.type !== 'leases') {
+        throw new StoreError('STORE_FAILED', 'acquireLease', 'WRONGTYPE: key holds a string');
+      }
+      if (entry === undefined) {
+        entry = { type: 'leases', leases: new Map() };
+        entries.set(key, entry);
+      }
+      for (const [id, expiresAt] of entry.leases) {
+        if (expiresAt <= now) entry.leases.delete(id);
+      }
+      if (entry.leases.size >= request.limit)
+        return { acquired: false, inFlight: entry.leases.size };
+      entry.leases.set(request.leaseId, now + request.ttlMs);
+      return { acquired: true, inFlight: entry.leases.size };
+    },
+
+    async releaseLease(key, leaseId) {
+      assertKey(key, 'releaseLease');
+      ensureOpen('releaseLease');
+      const entry = entries.get(key);
+      if (entry?.type !== 'leases') return;
+      entry.leases.delete(leaseId);
+      if (entry.leases.size === 0) entries.delete(key);
+    },
+
+    async publish(channel, message) {
+      assertChannel(channel, 'publish');
+      assertValue(message, 'publish');
+      ensureOpen('publish');
+      const handlers = channels.get(channel);
+      if (handlers === undefined) return;
+      // Deliver after publish resolves, as Redis does: a handler never runs inside publish.
+      for (const handler of [...handlers]) {
+        queueMicrotask(() => {
+          if (closed || !channels.get(channel)?.has(handler)) return;
+          try {
+            handler(message);
+          } catch (error) {
+            options.onHandlerError?.(error, channel);
+          }
+        });
+      }
+    },
+
+    async subscribe(channel, handler): Promise<Unsubscribe> {
+      assertChannel(channel, 'subscribe');
+      if (typeof handler !== 'function')
+        throw new TypeError('subscribe: handler must be a function');
+      ensureOpen('subscribe');
+      let handlers = channels.get(channel);
+      if (handlers === undefined) {
+        handlers = new Set();
+        channels.set(channel, handlers);
+      }
+      // A wrapper per subscription, so subscribing the same function twice needs two unsubscribes.
+      const own: MessageHandler = (message) => handler(message);
+      handlers.add(own);
+      return async () => {
+        const current = channels.get(channel);
+        current?.delete(own);
+        if (current?.size === 0) channels.delete(channel);
+      };
+    },
+
+    async ping() {
+      ensureOpen('ping');
+    },
+
+    isAvailable: () => !closed,
+
+    status: (): StoreStatus => ({ kind: 'memory', state: closed ? 'closed' : 'ready' }),
+
+    async close() {
+      closed = true;
+      entries.clear();
+      channels.clear();
+    },
+  };
+  return store;
+}
