@@ -16,7 +16,10 @@ export interface MicroBatcherOptions<TMeta = undefined> {
    * and the promise jobs it spawned.
    */
   windowMs: number;
-  /** Rows per `execute` call at most; a full batch is sent at once, without waiting. */
+  /**
+   * Rows per `execute` call at most. A full batch is sent at once, without waiting; what is
+   * left of a larger submit waits for the window with the others.
+   */
   maxBatchSize: number;
   /**
    * Scores the rows of one batch, one score per row in order. A rejection rejects every
@@ -57,6 +60,12 @@ interface Entry<TMeta> {
   reject: (error: unknown) => void;
 }
 
+/** The rows of `entry` from `offset` on, still waiting for a batch. */
+interface Slice<TMeta> {
+  entry: Entry<TMeta>;
+  offset: number;
+}
+
 interface Part<TMeta> {
   entry: Entry<TMeta>;
   /** Index of the part's first row in the entry, and in the batch. */
@@ -95,7 +104,7 @@ export function createMicroBatcher<TMeta = undefined>(
     throw new TypeError('createMicroBatcher: execute must be a function');
   }
 
-  let pending: Entry<TMeta>[] = [];
+  const pending: Slice<TMeta>[] = [];
   let pendingCount = 0;
   let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
 
@@ -151,34 +160,32 @@ export function createMicroBatcher<TMeta = undefined>(
       );
   }
 
-  /** Packs entries, in order, into batches of at most `maxBatchSize` rows and runs them. */
-  function dispatch(entries: Entry<TMeta>[]): void {
-    let rows: number[][] = [];
-    let parts: Part<TMeta>[] = [];
-    for (const entry of entries) {
-      let offset = 0;
-      while (offset < entry.rows.length) {
-        if (rows.length === maxBatchSize) {
-          runBatch(rows, parts);
-          rows = [];
-          parts = [];
-        }
-        const length = Math.min(maxBatchSize - rows.length, entry.rows.length - offset);
-        parts.push({ entry, entryOffset: offset, batchOffset: rows.length, length });
-        for (let i = 0; i < length; i++) rows.push(entry.rows[offset + i]!);
-        offset += length;
-      }
+  /** Takes up to `limit` rows off the front of `queue` (splitting a slice if needed) and runs them. */
+  function runFrom(queue: Slice<TMeta>[], limit: number): number {
+    const rows: number[][] = [];
+    const parts: Part<TMeta>[] = [];
+    while (queue.length > 0 && rows.length < limit) {
+      const slice = queue[0]!;
+      const available = slice.entry.rows.length - slice.offset;
+      const length = Math.min(limit - rows.length, available);
+      parts.push({
+        entry: slice.entry,
+        entryOffset: slice.offset,
+        batchOffset: rows.length,
+        length,
+      });
+      for (let i = 0; i < length; i++) rows.push(slice.entry.rows[slice.offset + i]!);
+      if (length === available) queue.shift();
+      else slice.offset += length;
     }
     if (rows.length > 0) runBatch(rows, parts);
+    return rows.length;
   }
 
   function flush(): void {
     cancelTimer();
-    if (pending.length === 0) return;
-    const entries = pending;
-    pending = [];
+    while (pending.length > 0) runFrom(pending, maxBatchSize);
     pendingCount = 0;
-    dispatch(entries);
   }
 
   function submitWithMeta(rows: number[][]): Promise<MicroBatchResult<TMeta>> {
@@ -197,14 +204,16 @@ export function createMicroBatcher<TMeta = undefined>(
         reject,
       };
       if (!enabled) {
-        dispatch([entry]);
+        const own: Slice<TMeta>[] = [{ entry, offset: 0 }];
+        while (own.length > 0) runFrom(own, maxBatchSize);
         return;
       }
-      pending.push(entry);
+      pending.push({ entry, offset: 0 });
       pendingCount += rows.length;
-      if (pendingCount >= maxBatchSize) {
-        flush();
-      } else if (timer === undefined) {
+      // Full batches go now; a remainder waits for the window like any other submit.
+      while (pendingCount >= maxBatchSize) pendingCount -= runFrom(pending, maxBatchSize);
+      if (pendingCount === 0) cancelTimer();
+      else if (timer === undefined) {
         timer = windowMs === 0 ? setImmediate(flush) : setTimeout(flush, windowMs);
       }
     });
