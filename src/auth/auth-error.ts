@@ -48,13 +48,14 @@ export function missingTokenChallenge(): string {
 }
 
 /**
- * A 401 for a token that was sent but refused. `cause` is kept for server logs only; the message
- * and header carry nothing but the fixed reason.
+ * A 401 for a token that was sent but refused; it ends the request. `cause` is kept for server
+ * logs only; the message and header carry nothing but the fixed reason.
  */
 export function invalidTokenError(reason: InvalidTokenReason, cause?: unknown): GatewayError {
   return new GatewayError('UNAUTHENTICATED', `Invalid token: ${reason}.`, {
     cause,
     headers: { 'WWW-Authenticate': invalidTokenChallenge(reason) },
+    request: true,
   });
 }
 
@@ -63,7 +64,7 @@ export function missingTokenError(): GatewayError {
   return new GatewayError(
     'UNAUTHENTICATED',
     'Authentication required: send a bearer token in the Authorization header.',
-    { headers: { 'WWW-Authenticate': missingTokenChallenge() } },
+    { headers: { 'WWW-Authenticate': missingTokenChallenge() }, request: true },
   );
 }
 

@@ -125,6 +125,10 @@ export async function expectInvalidToken(promise: Promise<unknown>, reason: stri
   expect(gatewayError.code).toBe('UNAUTHENTICATED');
   expect(gatewayError.status).toBe(401);
   expect(gatewayError.headers['WWW-Authenticate']).toBe(invalidTokenHeader(reason));
+  // It ends the request: Apollo / the HTTP adapter answer 401 with the challenge header.
+  const http = gatewayError.extensions.http as { status: number; headers: Map<string, string> };
+  expect(http.status).toBe(401);
+  expect(http.headers.get('WWW-Authenticate')).toBe(invalidTokenHeader(reason));
   // The message is the fixed reason and nothing else: no token, claim or key material.
   expect(gatewayError.message).toBe(`Invalid token: ${reason}.`);
 }
