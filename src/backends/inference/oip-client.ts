@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, type Dispatcher } from 'undici';
-import { GatewayError, isGatewayError } from '../../errors.js';
+import { GatewayError, isGatewayError, unreachable } from '../../errors.js';
 import {
   createCircuitBreaker,
   type CircuitBreaker,
@@ -518,7 +518,6 @@ export function createOipClient(options: OipClientOptions): OipClient {
     if (signal?.aborted) throw cancellation(signal);
 
     const deadline = performance.now() + timeoutMs;
-    retryBudget.deposit();
     let lastError: GatewayError | undefined;
 
     for (let attempt = 1; ; attempt++) {
@@ -529,6 +528,8 @@ export function createOipClient(options: OipClientOptions): OipClient {
         // Circuit opened mid-retry: report what actually went wrong, not the breaker.
         throw lastError ?? error;
       }
+      // Only calls that reach the backend earn retries; fast-failed ones would inflate the budget.
+      if (attempt === 1) retryBudget.deposit();
       const limit = Math.min(attemptTimeoutMs, deadline - performance.now());
       let failure: AttemptFailure;
       try {
@@ -579,6 +580,8 @@ export function createOipClient(options: OipClientOptions): OipClient {
         case 'timeout':
           permit.failure();
           break;
+        default:
+          unreachable(failure.kind);
       }
       lastError = failure.error;
       if (attempt >= maxAttempts) throw lastError;
