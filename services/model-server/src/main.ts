@@ -1,0 +1,104 @@
+/**
+ * Reference Open Inference Protocol v2 server for Atrium.
+ *
+ *   node --import tsx services/model-server/src/main.ts [--port 8001] [--host 127.0.0.1]
+ *        [--repo services/model-server/models] [--workers 2] [--queue 256] [--max-body-bytes 8388608]
+ *
+ * Prints `model-server listening on http://HOST:PORT` once it serves; drains on SIGTERM/SIGINT.
+ */
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startModelServer } from './model-server.js';
+
+const DEFAULT_PORT = 8001;
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_REPO = fileURLToPath(new URL('../models', import.meta.url));
+
+const usage =
+  'usage: model-server [--port <0-65535>] [--host <addr>] [--repo <dir>] [--workers <1-64>] ' +
+  '[--queue <n>] [--max-body-bytes <n>]';
+
+function fail(message: string): never {
+  console.error(`model-server: ${message}\n${usage}`);
+  process.exit(2);
+}
+
+function integer(
+  name: string,
+  value: string | undefined,
+  fallback: number | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    fail(`--${name} must be an integer in ${min}..${max}, got "${value}"`);
+  }
+  return n;
+}
+
+let args;
+try {
+  args = parseArgs({
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string', default: DEFAULT_HOST },
+      repo: { type: 'string', default: DEFAULT_REPO },
+      workers: { type: 'string' },
+      queue: { type: 'string' },
+      'max-body-bytes': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  }).values;
+} catch (err) {
+  fail((err as Error).message);
+}
+if (args.help === true) {
+  console.log(usage);
+  process.exit(0);
+}
+
+const log = (message: string): void => console.error(`model-server: ${message}`);
+
+let server;
+try {
+  server = await startModelServer({
+    repo: args.repo,
+    host: args.host,
+    port: integer('port', args.port, DEFAULT_PORT, 0, 65_535)!,
+    workers: integer('workers', args.workers, undefined, 1, 64),
+    maxQueue: integer('queue', args.queue, undefined, 0, 1_000_000),
+    maxBodyBytes: integer('max-body-bytes', args['max-body-bytes'], undefined, 1, 1024 ** 3),
+    log,
+  });
+} catch (err) {
+  log(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
+
+if (server.builtModels) log(`built the reference models into ${server.repository.root}`);
+const models = [...server.repository.models.values()].map(
+  (m) => `${m.name}[${m.versions.join(',')}]`,
+);
+log(`serving ${models.join(' ')} from ${server.repository.root}`);
+// The one stdout line a parent process waits for (see spawn.ts).
+console.log(`model-server listening on ${server.url}`);
+
+const running = server;
+let stopping = false;
+const shutdown = (signal: string): void => {
+  if (stopping) return;
+  stopping = true;
+  log(`${signal} received, draining`);
+  running.close().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      log(`error while stopping: ${String(err)}`);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

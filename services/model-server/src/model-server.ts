@@ -1,0 +1,158 @@
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo } from 'node:net';
+import { createModelServerHandler, DEFAULT_MAX_BODY_BYTES } from './http-handler.js';
+import { loadModelRepository, type ModelRepository, ModelRepositoryError } from './repository.js';
+import { createServerStats, type ServerStats } from './stats.js';
+import { ensureModelRepository } from './training/build-repository.js';
+import {
+  createInferencePool,
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_POOL_SIZE,
+  type InferencePool,
+} from './worker-pool.js';
+
+/** `name` reported by `GET /v2`. */
+export const MODEL_SERVER_NAME = 'atrium-model-server';
+/** `version` reported by `GET /v2`. */
+export const MODEL_SERVER_VERSION = '0.1.0';
+/** How long `close()` waits for in-flight requests before cutting connections. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+
+/** Options of {@link startModelServer}. */
+export interface ModelServerOptions {
+  /** Model repository root. */
+  repo: string;
+  host: string;
+  /** 0 lets the OS pick a free port. */
+  port: number;
+  /** Inference worker threads (default 2). */
+  workers?: number;
+  /** Requests allowed to wait for a busy pool before 503 (default 256). */
+  maxQueue?: number;
+  maxBodyBytes?: number;
+  /** Train and write the reference models first when the repository has none (default true). */
+  buildIfMissing?: boolean;
+  drainTimeoutMs?: number;
+  /** Diagnostics (repository warnings, internal errors). */
+  log: (message: string) => void;
+}
+
+/** A listening model server. */
+export interface RunningModelServer {
+  url: string;
+  host: string;
+  port: number;
+  repository: ModelRepository;
+  stats: ServerStats;
+  /** Whether the reference models had to be built at start. */
+  builtModels: boolean;
+  /** Stops accepting, drains in-flight requests, terminates the workers. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Loads the repository, starts the worker pool and listens. Rejects if any step fails. */
+export async function startModelServer(options: ModelServerOptions): Promise<RunningModelServer> {
+  const { built } =
+    options.buildIfMissing === false ? { built: false } : await ensureModelRepository(options.repo);
+  const repository = await loadModelRepository(options.repo);
+  for (const warning of repository.warnings) options.log(`warning: ${warning}`);
+
+  const models = [...repository.models.values()].flatMap((m) =>
+    m.versions.map((v) => ({ key: `${m.name}/${v}`, file: m.files.get(v)! })),
+  );
+  const pool = await createInferencePool({
+    models,
+    size: options.workers ?? DEFAULT_POOL_SIZE,
+    maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
+  });
+  try {
+    checkSignatures(repository, pool);
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+
+  const stats = createServerStats();
+  let ready = false;
+  const server = createServer(
+    createModelServerHandler({
+      repository,
+      pool,
+      stats,
+      serverName: MODEL_SERVER_NAME,
+      serverVersion: MODEL_SERVER_VERSION,
+      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      isReady: () => ready,
+      onInternalError: (err) =>
+        options.log(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
+    }),
+  );
+  try {
+    await listen(server, options.host, options.port);
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+  ready = true;
+  const { port } = server.address() as AddressInfo;
+  const hostInUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
+
+  let closing: Promise<void> | undefined;
+  const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  return {
+    url: `http://${hostInUrl}:${port}`,
+    host: options.host,
+    port,
+    repository,
+    stats,
+    builtModels: built,
+    close() {
+      closing ??= (async () => {
+        ready = false;
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), drainTimeoutMs);
+        await closed;
+        clearTimeout(timer);
+        await pool.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Fails start-up when a config names a tensor the ONNX file does not have. */
+function checkSignatures(repository: ModelRepository, pool: InferencePool): void {
+  for (const model of repository.models.values()) {
+    for (const version of model.versions) {
+      const signature = pool.signatures.get(`${model.name}/${version}`);
+      if (signature === undefined) continue;
+      const file = model.files.get(version);
+      for (const t of model.inputs) {
+        if (!signature.inputNames.includes(t.name)) {
+          throw new ModelRepositoryError(
+            `${file}: config input "${t.name}" is not an input of the ONNX graph (${signature.inputNames.join(', ')})`,
+          );
+        }
+      }
+      for (const t of model.outputs) {
+        if (!signature.outputNames.includes(t.name)) {
+          throw new ModelRepositoryError(
+            `${file}: config output "${t.name}" is not an output of the ONNX graph (${signature.outputNames.join(', ')})`,
+          );
+        }
+      }
+    }
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
