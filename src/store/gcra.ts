@@ -28,6 +28,12 @@ export function assertGcraPolicy(policy: GcraPolicy): void {
   if (!(Number.isInteger(cost) && cost >= 1)) {
     throw new TypeError(`rate limit: cost must be an integer ≥ 1; received ${cost}`);
   }
+  if (cost > burst + 1) {
+    // Such a request could never be admitted, and its retry-after would be a lie.
+    throw new TypeError(
+      `rate limit: cost ${cost} exceeds what a full bucket holds (burst + 1 = ${burst + 1})`,
+    );
+  }
 }
 
 export function gcraStep(

@@ -9,7 +9,8 @@
  * Failure contract: every I/O method settles within the store's timeout. A store that cannot
  * answer (outage, timeout, closed) rejects with a `StoreError` (see `errors.ts`) so callers can
  * degrade (cache miss, local limits) instead of failing the request. Caller mistakes (a
- * negative TTL, a non-string value) throw `TypeError` at once.
+ * negative TTL, a non-string value) reject with `TypeError` before any I/O: do not degrade
+ * on those, fix the caller.
  */
 export interface Store {
   /** The value under `key`, or `null` when absent or expired. */

@@ -117,6 +117,18 @@ describe('Redis outage and recovery (own redis-server)', () => {
   it('a frozen Redis (SIGSTOP): every call settles within its timeout; limiters fall back', async () => {
     server.signal('SIGSTOP');
     try {
+      // The store still looks ready: the limiters try it, time out, and fall back.
+      storeErrors.length = 0;
+      const { local, refuse, allow, concurrency } = limiters();
+      const localResult = await settlesWithin(local.check(tenant, policy));
+      expect(localResult).toMatchObject({ ok: true, value: { allowed: true, source: 'local' } });
+      expect(storeErrors).toMatchObject([{ code: 'STORE_TIMEOUT', operation: 'rateLimit' }]);
+      const lease = await settlesWithin(concurrency.acquire(tenant, 1));
+      expect(lease).toMatchObject({
+        ok: true,
+        value: { acquired: true, lease: { source: 'local' } },
+      });
+
       for (const [name, call] of Object.entries(everyOperation(store, tenant))) {
         const outcome = await settlesWithin(call());
         expect(outcome.ok, name).toBe(false);
@@ -129,15 +141,10 @@ describe('Redis outage and recovery (own redis-server)', () => {
       }
       // Five timeouts in a row opened the breaker: the store now says so, and fails at once.
       expect(store.isAvailable()).toBe(false);
-      const { local, refuse, allow, concurrency } = limiters();
-      const localResult = await settlesWithin(local.check(tenant, policy));
-      expect(localResult).toMatchObject({ ok: true, value: { allowed: true, source: 'local' } });
       const refused = await refuse.check(tenant, policy);
       expect(refused.allowed).toBe(false);
       expect(refused.error).toMatchObject({ code: 'RATE_LIMITED', status: 503 });
       expect((await allow.check(tenant, policy)).source).toBe('none');
-      const lease = await concurrency.acquire(tenant, 1);
-      expect(lease).toMatchObject({ acquired: true, lease: { source: 'local' } });
     } finally {
       server.signal('SIGCONT');
     }

@@ -135,6 +135,9 @@ export function describeStoreContract(
         TypeError,
       );
       await expect(
+        store.rateLimit(key, { perSecond: 1, burst: 0, cost: 2 }),
+      ).rejects.toBeInstanceOf(TypeError);
+      await expect(
         store.acquireLease(key, { leaseId: 'a', limit: 0, ttlMs: 1000 }),
       ).rejects.toBeInstanceOf(TypeError);
       expect(await store.get(key)).toBeNull();
@@ -172,6 +175,18 @@ export function describeStoreContract(
       // Other buckets are untouched: another tenant, and a subject within the tenant.
       expect((await store.rateLimit(rateLimitKey(globex), policy)).remaining).toBe(2);
       expect((await store.rateLimit(rateLimitKey(acme, 'alice'), policy)).remaining).toBe(2);
+    });
+
+    it('GCRA charges the cost of a request', async () => {
+      const policy = { perSecond: 2, burst: 3, cost: 2 };
+      const key = rateLimitKey(acme, 'costly');
+      expect(await store.rateLimit(key, policy)).toMatchObject({
+        allowed: true,
+        limit: 4,
+        remaining: 2,
+      });
+      expect(await store.rateLimit(key, policy)).toMatchObject({ allowed: true, remaining: 0 });
+      expect((await store.rateLimit(key, policy)).allowed).toBe(false);
     });
 
     it('GCRA with no burst paces strictly', async () => {
