@@ -12,6 +12,8 @@ export const DEFAULT_POOL_SIZE = 2;
 export const DEFAULT_MAX_QUEUE = 256;
 /** Default time allowed for a worker to load every model. */
 export const DEFAULT_WORKER_START_TIMEOUT_MS = 30_000;
+/** Default time a caller waits for one inference before it is failed. */
+export const DEFAULT_RUN_TIMEOUT_MS = 30_000;
 
 /** Options of {@link createInferencePool}. */
 export interface InferencePoolOptions {
@@ -24,6 +26,12 @@ export interface InferencePoolOptions {
   /** onnxruntime intra-op threads per session (default 1). */
   intraOpThreads?: number;
   startTimeoutMs?: number;
+  /**
+   * A run taking longer is failed for its caller, so a slow worker cannot hang requests. The
+   * worker keeps its slot until onnxruntime returns: terminating a thread inside a native
+   * `session.run` aborts the whole process.
+   */
+  runTimeoutMs?: number;
 }
 
 /** A tensor handed to or returned by the pool (float32 only: the repository's only type). */
@@ -42,8 +50,11 @@ export interface InferencePool {
   readonly signatures: ReadonlyMap<string, { inputNames: string[]; outputNames: string[] }>;
   /** Busy workers and waiting requests, for diagnostics. */
   load(): { workers: number; busy: number; queued: number };
-  /** Rejects waiting requests, lets running ones finish or fail, terminates the workers. */
-  close(): Promise<void>;
+  /**
+   * Rejects waiting requests, waits (up to `drainTimeoutMs`, default the run timeout) for
+   * running ones, then terminates the workers.
+   */
+  close(drainTimeoutMs?: number): Promise<void>;
 }
 
 /** Every worker is busy and the wait queue is full. */
@@ -69,7 +80,7 @@ interface Job {
 
 interface Slot {
   worker: Worker;
-  job: { id: number; job: Job } | undefined;
+  job: { id: number; job: Job; timer: NodeJS.Timeout } | undefined;
   ready: boolean;
 }
 
@@ -100,6 +111,7 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
   const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
   const intraOpThreads = options.intraOpThreads ?? 1;
   const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_WORKER_START_TIMEOUT_MS;
+  const runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
   if (!Number.isInteger(size) || size < 1 || size > 64) {
     throw new TypeError(
       `InferencePoolOptions.size must be an integer in 1..64, got ${String(size)}`,
@@ -115,6 +127,11 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
       `InferencePoolOptions.intraOpThreads must be a positive integer, got ${String(intraOpThreads)}`,
     );
   }
+  if (!Number.isInteger(runTimeoutMs) || runTimeoutMs < 1) {
+    throw new TypeError(
+      `InferencePoolOptions.runTimeoutMs must be a positive integer, got ${String(runTimeoutMs)}`,
+    );
+  }
   if (options.models.length === 0)
     throw new TypeError('InferencePoolOptions.models must not be empty');
 
@@ -124,6 +141,8 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
   const signatures = new Map<string, { inputNames: string[]; outputNames: string[] }>();
   let nextId = 1;
   let closed = false;
+  // Replacement workers still loading; while > 0 an empty pool may still recover.
+  let starting = 0;
 
   const dispatch = (): void => {
     for (const slot of slots) {
@@ -131,7 +150,12 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
       if (!slot.ready || slot.job !== undefined) continue;
       const job = queue.shift()!;
       const id = nextId++;
-      slot.job = { id, job };
+      // The slot stays busy until the worker answers; the late answer is then dropped
+      // (settling an already-rejected promise is a no-op).
+      const timer = setTimeout(() => {
+        job.reject(new InferenceRunError(`inference did not finish within ${runTimeoutMs} ms`));
+      }, runTimeoutMs);
+      slot.job = { id, job, timer };
       const message: RunMessage = {
         type: 'run',
         id,
@@ -180,6 +204,7 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
           case 'error': {
             const current = slot.job;
             if (current === undefined || current.id !== message.id) return;
+            clearTimeout(current.timer);
             slot.job = undefined;
             if (message.type === 'result') current.job.resolve(message.outputs);
             else current.job.reject(new InferenceRunError(message.message));
@@ -200,23 +225,30 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
         clearTimeout(timer);
         const index = slots.indexOf(slot);
         if (index >= 0) slots.splice(index, 1);
-        slot.job?.job.reject(new InferenceRunError(`inference worker stopped: ${reason}`));
-        slot.job = undefined;
+        if (slot.job !== undefined) {
+          clearTimeout(slot.job.timer);
+          slot.job.job.reject(new InferenceRunError(`inference worker stopped: ${reason}`));
+          slot.job = undefined;
+        }
         if (!slot.ready) {
           reject(new InferenceRunError(`inference worker stopped while loading: ${reason}`));
           return;
         }
         if (closed) return;
         // Replace it so one crash does not shrink the pool for good.
+        starting += 1;
         startWorker().then(
           (replacement) => {
+            starting -= 1;
             if (closed) void replacement.worker.terminate();
             else slots.push(replacement);
             dispatch();
           },
           () => {
-            if (slots.length === 0)
+            starting -= 1;
+            if (slots.length === 0 && starting === 0) {
               for (const job of queue.splice(0)) job.reject(new InferenceRunError(reason));
+            }
           },
         );
       };
@@ -237,6 +269,9 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
     signatures,
     run(key, inputs, outputs) {
       if (closed) return Promise.reject(new PoolClosedError('inference pool is closed'));
+      if (slots.length === 0 && starting === 0) {
+        return Promise.reject(new InferenceRunError('no inference worker is running'));
+      }
       const idle = slots.some((s) => s.ready && s.job === undefined);
       if (!idle && queue.length >= maxQueue) {
         return Promise.reject(
@@ -257,11 +292,16 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
         queued: queue.length,
       };
     },
-    async close() {
+    async close(drainTimeoutMs = runTimeoutMs) {
       if (closed) return;
       closed = true;
       for (const job of queue.splice(0))
         job.reject(new PoolClosedError('inference pool is closed'));
+      // Terminating a worker inside a native session.run aborts the process: let runs finish.
+      const deadline = Date.now() + drainTimeoutMs;
+      while (slots.some((s) => s.job !== undefined) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       await Promise.all(slots.map((s) => s.worker.terminate()));
     },
   };
