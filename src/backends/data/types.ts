@@ -67,6 +67,17 @@ export interface QueryEvent {
   /** The data statement's purpose, e.g. `customersByIds`. */
   operation: string;
   durationMs: number;
+  /** The tenant's isolation strategy. */
+  strategy: DataSettings['strategy'];
+  /**
+   * Every round trip the batch made to the database, the data statement included: BEGIN with
+   * the isolation statements, the data statement, COMMIT (or ROLLBACK). 3 on PostgreSQL.
+   */
+  roundTrips: number;
+  /** Rows the data statement returned (0 when it failed). */
+  rowCount: number;
+  /** False when the data statement or its transaction failed. */
+  ok: boolean;
 }
 
 /**

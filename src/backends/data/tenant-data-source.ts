@@ -1,0 +1,265 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { GatewayError } from '../../errors.js';
+import { translateDataError, isServerError } from './errors.js';
+import { checkIsolationOptions, isolationFor, type IsolationOptions } from './isolation.js';
+import { type SqlExecutor } from './sql-executor.js';
+import {
+  createOrderStatement,
+  customersByIdsStatement,
+  listCustomersStatement,
+  ordersByCustomerIdsStatement,
+  ordersByIdsStatement,
+  toCustomer,
+  toOrder,
+  type CustomerRow,
+  type OrderRow,
+  type Statement,
+} from './statements.js';
+import { type DataSource, type QueryEvent, type TenantDataRef } from './types.js';
+import { checkCreateOrderInput, checkFirst, checkIds, checkListCustomersArgs } from './validate.js';
+
+/** One exclusive session borrowed for one transaction. */
+export interface SessionLease {
+  executor: SqlExecutor;
+  /**
+   * Gives the session back. `destroy` is true when its state is unknown (a socket error, a
+   * client-side timeout, a failed ROLLBACK): the connection must be closed, not reused.
+   */
+  release(destroy: boolean): void;
+}
+
+/**
+ * Where sessions come from — the only thing that differs between node-postgres (a pool per
+ * shared database or tenant database) and PGlite (an in-process instance behind a mutex).
+ */
+export interface SessionSource {
+  acquire(tenant: TenantDataRef): Promise<SessionLease>;
+  /** Resolves when the shared backend answers a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A DataSource over SQL sessions, with raw access for migrations, the seed and tests. */
+export interface SqlDataSource extends DataSource {
+  /**
+   * Runs `fn` on one session of the database that holds `tenant`'s data, WITHOUT the tenant's
+   * isolation (it is for administration: migrations, seeding, inspection). Afterwards any open
+   * transaction is rolled back and the session reset with `DISCARD ALL` (or the connection
+   * destroyed if that fails), so nothing `fn` set can reach a later batch.
+   */
+  withSession<T>(tenant: TenantDataRef, fn: (session: SqlExecutor) => Promise<T>): Promise<T>;
+}
+
+export interface TenantDataSourceOptions extends IsolationOptions {
+  /** Called once per data statement (after its transaction ends), never for BEGIN/COMMIT. */
+  onQuery?: ((event: QueryEvent) => void) | undefined;
+}
+
+/** Counts a session's round trips so events can report them. */
+function counting(executor: SqlExecutor, stats: { roundTrips: number }): SqlExecutor {
+  return {
+    query(text, params) {
+      stats.roundTrips += 1;
+      return executor.query(text, params);
+    },
+    exec(text) {
+      stats.roundTrips += 1;
+      return executor.exec(text);
+    },
+  };
+}
+
+/**
+ * Runs `work` in one transaction on `lease`, inside the isolation `prelude`, and leaves the
+ * session as it found it. Round trips on a healthy batch — exactly 3:
+ *   1. `BEGIN; SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = …;
+ *       SET LOCAL search_path TO …; [row: SET LOCAL ROLE …; SELECT set_config(…, true)]`
+ *      — one simple-protocol message;
+ *   2. the one parameterised data statement (whatever `work` issues — one statement here);
+ *   3. `COMMIT` (or `ROLLBACK` after a failure).
+ * Everything set in 1. is transaction-local, so COMMIT or ROLLBACK removes it. If the session's
+ * state cannot be known (no SQLSTATE on the error, or ROLLBACK failed) it is destroyed.
+ */
+export async function runInTransaction<T>(
+  lease: SessionLease,
+  prelude: string,
+  work: (session: SqlExecutor) => Promise<T>,
+  stats: { roundTrips: number } = { roundTrips: 0 },
+): Promise<T> {
+  const session = counting(lease.executor, stats);
+  let destroy = false;
+  try {
+    await session.exec(`BEGIN; ${prelude}`);
+    const value = await work(session);
+    await session.exec('COMMIT');
+    return value;
+  } catch (error) {
+    if (isServerError(error)) {
+      try {
+        await session.exec('ROLLBACK');
+      } catch {
+        destroy = true;
+      }
+    } else {
+      destroy = true;
+    }
+    throw error;
+  } finally {
+    lease.release(destroy);
+  }
+}
+
+/**
+ * The DataSource written once over a SessionSource: validation, isolation, the statements,
+ * events and error translation are the same for node-postgres and PGlite.
+ */
+export function createTenantDataSource(
+  sessions: SessionSource,
+  options: TenantDataSourceOptions,
+): SqlDataSource {
+  const isolation = checkIsolationOptions({
+    rowRole: options.rowRole,
+    rowSchema: options.rowSchema,
+    statementTimeoutMs: options.statementTimeoutMs,
+  });
+  const { onQuery } = options;
+  let closed = false;
+
+  async function run<R>(tenant: TenantDataRef, build: (rowTenant?: string) => Statement) {
+    if (closed) {
+      throw new GatewayError('BACKEND_UNAVAILABLE', 'The data backend is closed');
+    }
+    let statement: Statement | undefined;
+    const stats = { roundTrips: 0 };
+    let issued = false;
+    let ok = false;
+    let rows: R[] = [];
+    let durationMs = 0;
+    try {
+      statement = build(tenant.data.strategy === 'row' ? tenant.id : undefined);
+      const { text, params } = statement;
+      const { prelude } = isolationFor(tenant, isolation, statement.readOnly);
+      const lease = await sessions.acquire(tenant);
+      rows = await runInTransaction(
+        lease,
+        prelude,
+        async (session) => {
+          issued = true;
+          const started = performance.now();
+          try {
+            return (await session.query<R>(text, params)).rows;
+          } finally {
+            durationMs = performance.now() - started;
+          }
+        },
+        stats,
+      );
+      ok = true;
+      return rows;
+    } catch (error) {
+      throw translateDataError(error, statement?.operation ?? 'unknown');
+    } finally {
+      if (issued && onQuery !== undefined && statement !== undefined) {
+        try {
+          onQuery({
+            tenantId: tenant.id,
+            operation: statement.operation,
+            strategy: tenant.data.strategy,
+            durationMs,
+            roundTrips: stats.roundTrips,
+            rowCount: ok ? rows.length : 0,
+            ok,
+          });
+        } catch {
+          // An observer must not turn a good answer into an error.
+        }
+      }
+    }
+  }
+
+  return {
+    async customersByIds(tenant, ids) {
+      const keys = checkIds('ids', ids);
+      if (keys.length === 0) return [];
+      const rows = await run<CustomerRow>(tenant, (t) => customersByIdsStatement(keys, t));
+      return rows.map(toCustomer);
+    },
+
+    async ordersByIds(tenant, ids) {
+      const keys = checkIds('ids', ids);
+      if (keys.length === 0) return [];
+      const rows = await run<OrderRow>(tenant, (t) => ordersByIdsStatement(keys, t));
+      return rows.map(toOrder);
+    },
+
+    async ordersByCustomerIds(tenant, customerIds, first) {
+      const keys = checkIds('customerIds', customerIds);
+      const limit = checkFirst('first', first);
+      if (keys.length === 0 || limit === 0) return [];
+      const rows = await run<OrderRow>(tenant, (t) => ordersByCustomerIdsStatement(keys, limit, t));
+      return rows.map(toOrder);
+    },
+
+    async listCustomers(tenant, args) {
+      const checked = checkListCustomersArgs(args);
+      if (checked.first === 0) return { rows: [], hasNextPage: false };
+      const rows = await run<CustomerRow>(tenant, (t) => listCustomersStatement(checked, t));
+      const hasNextPage = rows.length > checked.first;
+      return { rows: rows.slice(0, checked.first).map(toCustomer), hasNextPage };
+    },
+
+    async createOrder(tenant, input) {
+      const checked = checkCreateOrderInput(input);
+      // Random, so ids reveal nothing about order volume and never collide across tenants.
+      const id = `ord_${randomUUID().replaceAll('-', '')}`;
+      const rows = await run<OrderRow>(tenant, (t) => createOrderStatement(id, checked, t));
+      const row = rows[0];
+      if (row === undefined) {
+        throw new GatewayError('INTERNAL_SERVER_ERROR', 'The data backend failed', {
+          cause: new Error('INSERT … RETURNING returned no row'),
+        });
+      }
+      return toOrder(row);
+    },
+
+    async ping() {
+      if (closed) throw new GatewayError('BACKEND_UNAVAILABLE', 'The data backend is closed');
+      try {
+        await sessions.ping();
+      } catch (error) {
+        throw translateDataError(error, 'ping');
+      }
+    },
+
+    async withSession(tenant, fn) {
+      if (closed) throw new GatewayError('BACKEND_UNAVAILABLE', 'The data backend is closed');
+      const lease = await sessions.acquire(tenant);
+      let destroy = false;
+      try {
+        return await fn(lease.executor);
+      } catch (error) {
+        destroy = !isServerError(error);
+        throw error;
+      } finally {
+        if (!destroy) {
+          try {
+            // Separate messages: DISCARD ALL refuses to run in a (multi-statement) block, and
+            // ROLLBACK outside a transaction is only a warning.
+            await lease.executor.exec('ROLLBACK');
+            await lease.executor.exec('DISCARD ALL');
+          } catch {
+            destroy = true;
+          }
+        }
+        lease.release(destroy);
+      }
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await sessions.close();
+    },
+  };
+}
