@@ -5,10 +5,9 @@
  *
  * Prints only the token on stdout, so `TOKEN=$(npm run -s token -- --tenant acme)` works.
  */
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadOrCreateDevKeys, mintDevToken } from '../src/auth/dev-keys.js';
-import { readEnv } from '../src/config/load.js';
+import { readEnv, resolveHome } from '../src/config/load.js';
 import { TENANT_ID_PATTERN } from '../src/config/schema.js';
 
 const USAGE = `Usage: npm run token -- --tenant <id> [--sub <subject>] [--scope "<scopes>"] [--ttl <duration>]
@@ -59,8 +58,7 @@ async function main(): Promise<void> {
     usageError(`--ttl must look like 3600, 30s, 15m, 1h or 7d; got ${JSON.stringify(ttl)}`);
   const expiresIn = ttlMatch[2] === undefined ? Number(ttlMatch[1]) : ttl;
 
-  // Same place as the gateway's `home` (src/config/load.ts applyEnv): ATRIUM_HOME or ./.atrium.
-  const home = resolve(readEnv().ATRIUM_HOME ?? '.atrium');
+  const home = resolveHome(readEnv());
   const keys = await loadOrCreateDevKeys(home);
   const token = await mintDevToken(keys, { tenant, sub, scope, expiresIn });
   process.stdout.write(`${token}\n`);

@@ -26,7 +26,7 @@ export interface AtriumConfig extends ConfigFile {
   logLevel: string;
   /** Where demo mode keeps its dev key pair and generated files. */
   home: string;
-  /** Demo mode: the port of the reference model server started alongside. */
+  /** Demo mode: the port of the reference model server started alongside (0: any free port). */
   modelServerPort: number;
 }
 
@@ -106,9 +106,14 @@ export function applyEnv(
     mode,
     production: env.NODE_ENV === 'production',
     logLevel: env.LOG_LEVEL ?? 'info',
-    home: resolve(env.ATRIUM_HOME ?? '.atrium'),
-    modelServerPort: intFromEnv('MODEL_SERVER_PORT', env.MODEL_SERVER_PORT, 8001),
+    home: resolveHome(env),
+    modelServerPort: intFromEnv('MODEL_SERVER_PORT', env.MODEL_SERVER_PORT, 0),
   };
+}
+
+/** Where demo mode keeps its dev key pair: ATRIUM_HOME, or `.atrium` under the working directory. */
+export function resolveHome(env: AtriumEnv): string {
+  return resolve(env.ATRIUM_HOME ?? '.atrium');
 }
 
 /** Reads the environment (defaults to `process.env`). The only reader of process.env in src/. */

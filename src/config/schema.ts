@@ -263,6 +263,17 @@ export const configFileSchema = z.object({
       cacheTtlSeconds: z.number().int().nonnegative().default(DEFAULT_PREDICTION_CACHE_TTL_SECONDS),
     })
     .prefault({}),
+  limits: z
+    .object({
+      /**
+       * While the store (Redis) cannot answer: `local` limits per process, `refuse` answers
+       * 503, `allow` admits without limiting.
+       */
+      fallback: z.enum(['local', 'refuse', 'allow']).default('local'),
+      /** Lifetime of a concurrency lease: how long a crashed replica's slots can stay taken. */
+      leaseTtlMs: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
   plans: z.record(z.string().min(1), planLimitsSchema).default({ ...DEFAULT_PLANS }),
   tenants: z.array(tenantSchema).min(1),
 });

@@ -1,0 +1,235 @@
+/**
+ * The composition root: the one place that reads the environment (through config/), builds
+ * every I/O dependency (pools, Redis, HTTP clients, child processes) and hands them down.
+ */
+import { loadOrCreateDevKeys, mintDevToken } from './auth/dev-keys.js';
+import { createTokenVerifier } from './auth/verify-token.js';
+import { createDemoData } from './backends/data/pglite.js';
+import { createPostgresDataSource } from './backends/data/postgres.js';
+import { type DataSource } from './backends/data/types.js';
+import { createOipClient, type OipClient } from './backends/inference/oip-client.js';
+import { createPredictor } from './backends/inference/predictor.js';
+import { buildDemoConfig } from './config/demo.js';
+import {
+  applyEnv,
+  type AtriumConfig,
+  ConfigError,
+  loadConfigFile,
+  readEnv,
+  resolveHome,
+} from './config/load.js';
+import { createSchema } from './graphql/schema.js';
+import { createAdmissionControl } from './limits/admission.js';
+import { createConcurrencyLimiter } from './limits/concurrency.js';
+import { createRateLimiter } from './limits/rate-limit.js';
+import { createGateway } from './server/gateway.js';
+import { createMemoryStore } from './store/memory-store.js';
+import { createRedisClient } from './store/redis-client.js';
+import { createRedisStore } from './store/redis-store.js';
+import { type Store } from './store/types.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { createTenantRegistry } from './tenancy/registry.js';
+// The demo launcher starts the reference model server as a child process; the gateway still
+// only talks to it over HTTP.
+import { spawnModelServer, type SpawnedModelServer } from '../services/model-server/spawn.js';
+
+interface Started {
+  config: AtriumConfig;
+  modelServer?: SpawnedModelServer | undefined;
+  devKeys?: Awaited<ReturnType<typeof loadOrCreateDevKeys>> | undefined;
+}
+
+async function loadConfiguration(logger: Logger): Promise<Started> {
+  const env = readEnv();
+  if (env.ATRIUM_CONFIG) return { config: loadConfigFile(env) };
+  const devKeys = await loadOrCreateDevKeys(resolveHome(env));
+  const probe = applyEnv(
+    buildDemoConfig({ publicJwk: {}, kid: '', alg: 'ES256', modelServerUrl: 'http://127.0.0.1' }),
+    env,
+    'demo',
+  );
+  logger.info('demo mode: starting the reference model server');
+  const modelServer = await spawnModelServer({ port: probe.modelServerPort, host: '127.0.0.1' });
+  const file = buildDemoConfig({
+    publicJwk: { ...devKeys.publicJwk },
+    kid: devKeys.kid,
+    alg: devKeys.alg,
+    modelServerUrl: modelServer.url,
+  });
+  return { config: applyEnv(file, env, 'demo'), modelServer, devKeys };
+}
+
+async function createData(config: AtriumConfig, logger: Logger): Promise<DataSource> {
+  const tenants = config.tenants.map((t) => ({ id: t.id, data: t.data }));
+  if (config.data.url) {
+    return createPostgresDataSource({
+      url: config.data.url,
+      poolMax: config.data.poolMax,
+      tenantPoolMax: config.data.tenantPoolMax,
+      maxTenantPools: config.data.maxTenantPools,
+      tenantPoolIdleMs: config.data.tenantPoolIdleMs,
+      statementTimeoutMs: config.data.statementTimeoutMs,
+      rowRole: config.data.rowRole,
+      onConnectionError: (error, purpose) =>
+        logger.warn({ err: error.message, purpose }, 'idle PostgreSQL connection failed'),
+    });
+  }
+  if (config.mode === 'production') {
+    logger.warn('DATABASE_URL is not set: serving embedded PGlite demo data');
+  }
+  return createDemoData({ tenants, rowRole: config.data.rowRole });
+}
+
+function createStore(config: AtriumConfig, logger: Logger): Store {
+  const { url, cluster, commandTimeoutMs } = config.redis;
+  if (!url && !(cluster && cluster.length > 0)) {
+    if (config.mode === 'production') {
+      logger.warn('no REDIS_URL: limits and caches are per process (one replica only)');
+    }
+    return createMemoryStore();
+  }
+  const client = createRedisClient(
+    cluster && cluster.length > 0 ? { clusterNodes: cluster } : { url: url ?? '' },
+    {
+      commandTimeoutMs,
+      onError: (error) => logger.warn({ err: error.message }, 'Redis connection error'),
+    },
+  );
+  return createRedisStore({ client, timeoutMs: commandTimeoutMs });
+}
+
+async function main(): Promise<void> {
+  const bootLogger = createLogger({ level: readEnv().LOG_LEVEL ?? 'info' });
+  const { config, modelServer, devKeys } = await loadConfiguration(bootLogger);
+  const logger = createLogger({ level: config.logLevel });
+
+  const registry = createTenantRegistry({ tenants: config.tenants, plans: config.plans });
+  const verifier = createTokenVerifier({
+    ...config.auth,
+    onJwksError: (error) => logger.warn({ err: error.message }, 'JWKS fetch failed'),
+  });
+  const dataSource = await createData(config, logger);
+  const store = createStore(config, logger);
+  const onStoreError = (error: unknown, operation: string) =>
+    logger.warn(
+      { err: (error as Error).message, operation },
+      'store unavailable; limiter fallback',
+    );
+  const admission = createAdmissionControl({
+    rateLimiter: createRateLimiter({ store, fallback: config.limits.fallback, onStoreError }),
+    concurrency: createConcurrencyLimiter({
+      store,
+      fallback: config.limits.fallback,
+      leaseTtlMs: config.limits.leaseTtlMs,
+      onStoreError,
+    }),
+  });
+  const clients = new Map<string, OipClient>(
+    Object.entries(config.inference.backends).map(([name, backend]) => [
+      name,
+      createOipClient({
+        baseUrl: backend.url,
+        timeoutMs: backend.timeoutMs,
+        connections: backend.connections,
+      }),
+    ]),
+  );
+  const predictor = createPredictor({
+    clients: (name) => clients.get(name),
+    microBatch: config.inference.microBatch,
+  });
+
+  const gateway = createGateway({
+    schema: createSchema(),
+    production: config.production,
+    drainTimeoutMs: config.server.drainTimeoutMs,
+    bodyLimitBytes: config.server.bodyLimitBytes,
+    baseDomain: config.server.baseDomain,
+    verifier,
+    registry,
+    admission,
+    dataSource,
+    predictor,
+    predictionCache: store,
+    cacheTtlSeconds: config.inference.cacheTtlSeconds,
+    modelReady: async (backend, model, version) =>
+      (await clients.get(backend)?.modelReady(model, version)) ?? false,
+    logger,
+    readiness: {
+      data: () => dataSource.ping(),
+      store: () => store.ping(),
+      keys: async () => {
+        if (!(await verifier.ready())) throw new Error('no usable signing keys');
+      },
+      ...Object.fromEntries(
+        [...clients].map(([name, client]) => [
+          `model-backend:${name}`,
+          async () => {
+            if (!(await client.serverReady())) throw new Error('not ready');
+          },
+        ]),
+      ),
+    },
+    onStopped: async () => {
+      await Promise.allSettled([
+        dataSource.close(),
+        store.close(),
+        ...[...clients.values()].map((c) => c.close()),
+        modelServer?.stop(),
+      ]);
+    },
+  });
+
+  await verifier.ready();
+  const url = await gateway.listen(config.server.port, config.server.host);
+  logger.info({ url, mode: config.mode, tenants: registry.list().length }, 'Atrium is listening');
+
+  if (config.mode === 'demo' && devKeys) {
+    const lines = [
+      '',
+      `  Atrium demo — GraphQL at ${url}/graphql  (health ${url}/healthz, readiness ${url}/readyz)`,
+      `  Model server: ${modelServer?.url ?? 'n/a'}`,
+      '  Dev tokens (1 h; mint more with `npm run token -- --tenant acme`):',
+    ];
+    for (const tenant of registry.list()) {
+      const token = await mintDevToken(devKeys, {
+        tenant: tenant.id,
+        sub: 'demo-user',
+        scope: 'read write predict',
+      });
+      lines.push(`    ${tenant.id} (${tenant.data.strategy} isolation):`, `      ${token}`);
+    }
+    lines.push(
+      '',
+      `  curl -s ${url}/graphql -H "authorization: Bearer <token>" -H 'content-type: application/json' \\`,
+      `    -d '{"query":"{ viewer { tenant { id } } customers(first: 3) { edges { node { id name churnRisk { score label } } } } }"}'`,
+      '',
+    );
+    console.log(lines.join('\n'));
+  }
+
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals += 1;
+    if (signals > 1) process.exit(1);
+    logger.info({ signal }, 'draining');
+    gateway.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (reason) =>
+    logger.error({ err: reason }, 'unhandled rejection'),
+  );
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) console.error(error.message);
+  else console.error('Atrium failed to start:', error);
+  process.exit(1);
+});
