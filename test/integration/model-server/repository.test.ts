@@ -168,9 +168,15 @@ describe.concurrent('start-up failures', () => {
 });
 
 describe('shutdown', () => {
-  it('drains on SIGTERM, exits 0 and frees the port', async () => {
+  it('drains on SIGTERM after serving, exits 0 and frees the port', async () => {
     const server = await start({ port: 0 });
     expect((await call(`${server.url}/v2/health/ready`)).status).toBe(200);
+    // Workers that have run sessions must still shut down cleanly (no native abort).
+    const infer = await post(
+      `${server.url}/v2/models/churn/infer`,
+      featuresRequest([[24, 80, 1, 5, 1900]]),
+    );
+    expect(infer.status).toBe(200);
     await server.stop();
     expect(server.process.exitCode).toBe(0);
     const refused = await new Promise<boolean>((resolve) => {
