@@ -1,3 +1,4 @@
+import { type Principal } from '../auth/principal.js';
 import { type TokenVerifier } from '../auth/verify-token.js';
 import { type DataSource } from '../backends/data/types.js';
 import { asRequestError, isGatewayError } from '../errors.js';
@@ -11,6 +12,7 @@ import {
 } from '../loaders/prediction-loaders.js';
 import { type Logger } from '../telemetry/logger.js';
 import { type TenantRegistry } from '../tenancy/registry.js';
+import { type Tenant } from '../tenancy/tenant.js';
 import { resolveTenant } from '../tenancy/resolve-tenant.js';
 
 export interface ContextDependencies {
@@ -27,40 +29,46 @@ export interface ContextDependencies {
 }
 
 export interface RequestFacts {
-  requestId: string;
   authorization: string | undefined;
   /** Tenant names from the host and the /t/{tenant} path, when present. */
   hints: readonly (string | undefined)[];
-  /** Filled in once admitted, so the HTTP layer can release the lease and send the headers. */
-  onAdmitted(admission: Admission): void;
+}
+
+/** A request that passed auth, tenancy and limits. Its admission must be released at the end. */
+export interface AdmittedRequest {
+  principal: Principal;
+  tenant: Tenant;
+  admission: Admission;
 }
 
 /**
- * Auth → tenancy → limits → context, in that order: each stage trusts only what the previous
- * one verified, and the cheapest refusals come first.
+ * Auth → tenancy → limits, in that order: each stage trusts only what the previous one
+ * verified, and the cheapest refusals come first. Refusals are request errors: their status
+ * and headers become the response's.
  */
-export async function buildContext(
-  deps: ContextDependencies,
+export async function admitRequest(
+  deps: Pick<ContextDependencies, 'verifier' | 'registry' | 'admission'>,
   facts: RequestFacts,
-): Promise<GatewayContext> {
+): Promise<AdmittedRequest> {
   try {
-    return await admitAndBuild(deps, facts);
+    const principal = await deps.verifier.verifyAuthorizationHeader(facts.authorization);
+    const tenant = resolveTenant({ principal, hints: facts.hints, registry: deps.registry });
+    const admission = await deps.admission.admit(tenant, principal);
+    return { principal, tenant, admission };
   } catch (error) {
-    // Refusals before execution end the request: their status and headers become the response's.
     throw isGatewayError(error) ? asRequestError(error) : error;
   }
 }
 
-async function admitAndBuild(
+/** The per-request context of an admitted request: fresh loaders bound to its tenant. */
+export function createRequestContext(
   deps: ContextDependencies,
-  facts: RequestFacts,
-): Promise<GatewayContext> {
-  const principal = await deps.verifier.verifyAuthorizationHeader(facts.authorization);
-  const tenant = resolveTenant({ principal, hints: facts.hints, registry: deps.registry });
-  facts.onAdmitted(await deps.admission.admit(tenant, principal));
-  const log = deps.logger.child({ requestId: facts.requestId, tenant: tenant.id });
+  { principal, tenant }: AdmittedRequest,
+  requestId: string,
+): GatewayContext {
+  const log = deps.logger.child({ requestId, tenant: tenant.id });
   return {
-    requestId: facts.requestId,
+    requestId,
     principal,
     tenant,
     loaders: createDataLoaders({ tenant, dataSource: deps.dataSource }),

@@ -1,18 +1,27 @@
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
-import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { type AddressInfo, type Socket } from 'node:net';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { type GraphQLSchema } from 'graphql';
 import { type GatewayContext } from '../graphql/context.js';
+import { type Logger } from '../telemetry/logger.js';
+import { type Tenant } from '../tenancy/tenant.js';
 import { formatError } from './format-error.js';
 import { createHttpHandler, type HttpHandlerOptions } from './http-handler.js';
 
-export interface GatewayOptions extends Omit<HttpHandlerOptions, 'apollo'> {
+export interface GatewayOptions extends Omit<HttpHandlerOptions, 'apolloFor'> {
+  /** The full schema. */
   schema: GraphQLSchema;
+  /**
+   * The schema a tenant sees (its feature variant). Must return the same object for the same
+   * variant: one Apollo Server is kept per distinct schema. Default: `schema` for everyone.
+   */
+  schemaFor?: ((tenant: Tenant) => GraphQLSchema) | undefined;
+  /** Extra Apollo plugins (operation limits, persisted queries, metrics). */
+  plugins?: readonly ApolloServerPlugin<GatewayContext>[] | undefined;
   /** NODE_ENV=production: no field suggestions in validation errors. */
   production: boolean;
-  /** How long SIGTERM waits for in-flight requests before closing connections. */
+  /** How long a stop waits for in-flight requests before closing connections. */
   drainTimeoutMs: number;
   /** Closed after the HTTP server has drained (pools, Redis, child processes). */
   onStopped?: () => Promise<void>;
@@ -20,12 +29,38 @@ export interface GatewayOptions extends Omit<HttpHandlerOptions, 'apollo'> {
 
 export interface Gateway {
   readonly httpServer: Server;
-  readonly apollo: ApolloServer<GatewayContext>;
-  /** Starts Apollo and listens; resolves to the base URL. */
+  /** Starts listening; resolves to the base URL. */
   listen(port: number, host: string): Promise<string>;
   /** Stops accepting, lets in-flight requests finish (up to the drain timeout), then closes. */
   stop(): Promise<void>;
+  /** Requests being answered now. */
+  inFlight(): number;
 }
+
+function apolloLogger(logger: Logger) {
+  return {
+    debug: (m: string) => logger.debug(m),
+    info: (m: string) => logger.info(m),
+    warn: (m: string) => logger.warn(m),
+    error: (m: string) => logger.error(m),
+  };
+}
+
+/** Logs resolver errors that are not ours (bugs), with the request's logger. */
+const logUnexpectedErrors: ApolloServerPlugin<GatewayContext> = {
+  async requestDidStart() {
+    return {
+      async didEncounterErrors({ errors, contextValue }) {
+        for (const error of errors) {
+          const original = error.originalError;
+          if (original && !('extensions' in original)) {
+            contextValue.log?.error({ err: original, path: error.path }, 'resolver error');
+          }
+        }
+      },
+    };
+  },
+};
 
 export function createGateway(options: GatewayOptions): Gateway {
   const httpServer = createServer({
@@ -33,57 +68,75 @@ export function createGateway(options: GatewayOptions): Gateway {
     headersTimeout: 10_000,
     keepAliveTimeout: 5_000,
   });
-  const apollo = new ApolloServer<GatewayContext>({
-    schema: options.schema,
-    formatError,
-    includeStacktraceInErrorResponses: false,
-    hideSchemaDetailsFromClientErrors: options.production,
-    allowBatchedHttpRequests: false,
-    csrfPrevention: true,
-    logger: {
-      debug: (m) => options.logger.debug(m),
-      info: (m) => options.logger.info(m),
-      warn: (m) => options.logger.warn(m),
-      error: (m) => options.logger.error(m),
-    },
-    plugins: [
-      ApolloServerPluginDrainHttpServer({
-        httpServer,
-        stopGracePeriodMillis: options.drainTimeoutMs,
-      }),
-      ApolloServerPluginLandingPageDisabled(),
-      {
-        async requestDidStart() {
-          return {
-            async didEncounterErrors({ errors, contextValue }) {
-              for (const error of errors) {
-                const original = error.originalError;
-                if (original && !('extensions' in original)) {
-                  contextValue.log?.error({ err: original, path: error.path }, 'resolver error');
-                }
-              }
-            },
-          };
-        },
-      },
-    ],
-  });
-  const handle = createHttpHandler({ ...options, apollo });
+  const schemaFor = options.schemaFor ?? (() => options.schema);
+  const servers = new Map<GraphQLSchema, Promise<ApolloServer<GatewayContext>>>();
+
+  function apolloFor(tenant: Tenant): Promise<ApolloServer<GatewayContext>> {
+    const schema = schemaFor(tenant);
+    let server = servers.get(schema);
+    if (!server) {
+      const apollo = new ApolloServer<GatewayContext>({
+        schema,
+        formatError,
+        includeStacktraceInErrorResponses: false,
+        hideSchemaDetailsFromClientErrors: options.production,
+        allowBatchedHttpRequests: false,
+        csrfPrevention: true,
+        logger: apolloLogger(options.logger),
+        plugins: [
+          ApolloServerPluginLandingPageDisabled(),
+          logUnexpectedErrors,
+          ...(options.plugins ?? []),
+        ],
+      });
+      server = apollo.start().then(() => apollo);
+      // A failed start is not cached: the next request tries again.
+      server.catch(() => servers.delete(schema));
+      servers.set(schema, server);
+    }
+    return server;
+  }
+
+  const handle = createHttpHandler({ ...options, apolloFor });
+  let active = 0;
+  const idle: (() => void)[] = [];
   httpServer.on('request', (req, res) => {
+    active += 1;
+    res.once('close', () => {
+      active -= 1;
+      if (active === 0) idle.splice(0).forEach((resolve) => resolve());
+    });
     void handle(req, res);
   });
   // A malformed request line or header never reaches the handler; answer it and move on.
-  httpServer.on('clientError', (_error, socket) => {
+  httpServer.on('clientError', (_error, socket: Socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
   });
 
   let stopping: Promise<void> | undefined;
+  async function drain(): Promise<void> {
+    // Stop accepting; idle keep-alive sockets close now, busy ones after their response.
+    const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    httpServer.closeIdleConnections();
+    if (active > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => idle.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, options.drainTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    httpServer.closeAllConnections();
+    await closed;
+  }
+
   return {
     httpServer,
-    apollo,
+    inFlight: () => active,
     async listen(port, host) {
-      await apollo.start();
       await new Promise<void>((resolve, reject) => {
         httpServer.once('error', reject);
         httpServer.listen(port, host, () => {
@@ -97,7 +150,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
     stop() {
       stopping ??= (async () => {
-        await apollo.stop();
+        await drain();
+        const started = await Promise.allSettled(servers.values());
+        await Promise.allSettled(
+          started.flatMap((s) => (s.status === 'fulfilled' ? [s.value.stop()] : [])),
+        );
         await options.onStopped?.();
       })();
       return stopping;

@@ -3,10 +3,10 @@ import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type ApolloServer, HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { type GatewayContext } from '../graphql/context.js';
-import { type Admission } from '../limits/admission.js';
 import { type Logger } from '../telemetry/logger.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
-import { buildContext, type ContextDependencies } from './context.js';
+import { type Tenant } from '../tenancy/tenant.js';
+import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
 import { parseBody, readBody } from './body.js';
 import { formatError } from './format-error.js';
 
@@ -16,7 +16,8 @@ export interface Probe {
 }
 
 export interface HttpHandlerOptions extends ContextDependencies {
-  apollo: ApolloServer<GatewayContext>;
+  /** The Apollo Server for a tenant's schema variant (started). */
+  apolloFor(tenant: Tenant): Promise<ApolloServer<GatewayContext>>;
   bodyLimitBytes: number;
   baseDomain?: string | undefined;
   /** Named readiness checks run by GET /readyz, each bounded by `probeTimeoutMs`. */
@@ -103,7 +104,7 @@ async function withTimeout(probe: Probe, ms: number): Promise<void> {
  * an unexpected error is logged and masked, never sent with a stack.
  */
 export function createHttpHandler(options: HttpHandlerOptions) {
-  const { apollo, logger } = options;
+  const { logger } = options;
   const probeTimeoutMs = options.probeTimeoutMs ?? 2_000;
 
   async function ready(res: ServerResponse): Promise<void> {
@@ -130,26 +131,26 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     pathTenant: string | undefined,
     requestId: string,
   ): Promise<void> {
-    const method = req.method ?? 'GET';
-    const text = method === 'POST' ? await readBody(req, options.bodyLimitBytes) : '';
-    const body = parseBody(text, req.headers['content-type']);
-    let admission: Admission | undefined;
+    // Admission before the body is read: a refused request costs no parsing.
+    const admitted = await admitRequest(options, {
+      authorization: req.headers.authorization,
+      hints: [pathTenant, tenantHintFromHost(req.headers.host, options.baseDomain)],
+    });
     try {
+      const method = req.method ?? 'GET';
+      const text = method === 'POST' ? await readBody(req, options.bodyLimitBytes) : '';
+      const body = parseBody(text, req.headers['content-type']);
+      const apollo = await options.apolloFor(admitted.tenant);
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method, headers: toHeaderMap(req), search: url.search, body },
-        context: () =>
-          buildContext(options, {
-            requestId,
-            authorization: req.headers.authorization,
-            hints: [pathTenant, tenantHintFromHost(req.headers.host, options.baseDomain)],
-            onAdmitted: (a) => {
-              admission = a;
-            },
-          }),
+        context: () => Promise.resolve(createRequestContext(options, admitted, requestId)),
       });
-      await writeResponse(res, response, { ...admission?.headers, 'x-request-id': requestId });
+      await writeResponse(res, response, {
+        ...admitted.admission.headers,
+        'x-request-id': requestId,
+      });
     } finally {
-      admission?.release();
+      admitted.admission.release();
     }
   }
 

@@ -30,7 +30,11 @@ export interface GraphQLAnswer {
   headers: Headers;
   body: {
     data?: Record<string, unknown> | null;
-    errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[];
+    errors?: {
+      message: string;
+      path?: (string | number)[];
+      extensions?: Record<string, unknown>;
+    }[];
   };
 }
 
@@ -42,14 +46,20 @@ export interface TestGateway {
   /** POSTs a GraphQL request; `token: null` sends no Authorization header. */
   query(
     query: string,
-    options?: { token?: string | null; variables?: Record<string, unknown>; path?: string; headers?: Record<string, string> },
+    options?: {
+      token?: string | null;
+      variables?: Record<string, unknown>;
+      path?: string;
+      headers?: Record<string, string>;
+    },
   ): Promise<GraphQLAnswer>;
   stop(): Promise<void>;
 }
 
 /** Fails every prediction: for suites that do not exercise inference. */
 export const noPredictions: PredictionService = {
-  predict: () => Promise.reject(new GatewayError('BACKEND_UNAVAILABLE', 'No model backend in this test.')),
+  predict: () =>
+    Promise.reject(new GatewayError('BACKEND_UNAVAILABLE', 'No model backend in this test.')),
 };
 
 /**
@@ -61,7 +71,13 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     issuer: TEST_ISSUER,
     audience: TEST_AUDIENCE,
     algorithms: ['ES256'],
-    keys: [{ kid: options.signer.kid, alg: 'ES256', jwk: options.signer.publicJwk as Record<string, unknown> }],
+    keys: [
+      {
+        kid: options.signer.kid,
+        alg: 'ES256',
+        jwk: options.signer.publicJwk as Record<string, unknown>,
+      },
+    ],
     clockToleranceSeconds: 0,
   });
   const registry = createTenantRegistry({
@@ -101,7 +117,11 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
         },
         body: JSON.stringify({ query, variables }),
       });
-      return { status: response.status, headers: response.headers, body: (await response.json()) as GraphQLAnswer['body'] };
+      return {
+        status: response.status,
+        headers: response.headers,
+        body: (await response.json()) as GraphQLAnswer['body'],
+      };
     },
     stop: () => gateway.stop(),
   };

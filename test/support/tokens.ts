@@ -1,4 +1,11 @@
-import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
+import {
+  type CryptoKey,
+  exportJWK,
+  generateKeyPair,
+  type JWK,
+  type JWTPayload,
+  SignJWT,
+} from 'jose';
 
 export const TEST_ISSUER = 'https://issuer.test';
 export const TEST_AUDIENCE = 'atrium-test';
@@ -7,7 +14,10 @@ export interface TestSigner {
   kid: string;
   publicJwk: JWK;
   /** A really signed ES256 token; `claims` override the defaults (tenant, sub, scope). */
-  sign(claims: JWTPayload & { tenant?: string }, options?: { expiresIn?: string | number }): Promise<string>;
+  sign(
+    claims: JWTPayload & { tenant?: string },
+    options?: { expiresIn?: string | number },
+  ): Promise<string>;
 }
 
 /** A fresh ES256 key pair for one test file: tokens in tests are really signed. */

@@ -1,0 +1,76 @@
+import { migrateTenant } from '../../../src/backends/data/migrations.js';
+import { createPostgresDataSource } from '../../../src/backends/data/postgres.js';
+import { seedTenant, type SeedOptions } from '../../../src/backends/data/seed.js';
+import { type SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
+import { type QueryEvent, type TenantDataRef } from '../../../src/backends/data/types.js';
+import {
+  createDatabase,
+  dbUrl,
+  dropDatabase,
+  dropSchemasAndRole,
+  TEST_DB_URL,
+  uniqueSuffix,
+} from '../data/support.js';
+
+export interface PostgresFixture {
+  run: string;
+  dataSource: SqlDataSource;
+  tenants: { schema: TenantDataRef; row: TenantDataRef; database: TenantDataRef };
+  /** Every data statement, in order. */
+  events: QueryEvent[];
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Three tenants on this machine's PostgreSQL, one per isolation strategy, migrated and seeded,
+ * behind a real PostgreSQL DataSource. Names carry a per-run suffix; cleanup drops everything.
+ */
+export async function createPostgresFixture(
+  options: { poolMax?: number; seed?: SeedOptions } = {},
+): Promise<PostgresFixture> {
+  const run = uniqueSuffix();
+  const rowSchema = `atrium_shared_${run}`;
+  const rowRole = `atrium_tenant_${run}`;
+  const database = `atrium_gw_${run}`;
+  const tenants = {
+    schema: { id: `sch-${run}`, data: { strategy: 'schema' as const } },
+    row: { id: `row-${run}`, data: { strategy: 'row' as const } },
+    database: { id: `dbt-${run}`, data: { strategy: 'database' as const, url: dbUrl(database) } },
+  };
+  await createDatabase(database);
+  const events: QueryEvent[] = [];
+  const dataSource = createPostgresDataSource({
+    url: TEST_DB_URL,
+    poolMax: options.poolMax ?? 4,
+    tenantPoolMax: 2,
+    maxTenantPools: 4,
+    tenantPoolIdleMs: 30_000,
+    statementTimeoutMs: 5_000,
+    rowRole,
+    rowSchema,
+    onQuery: (event) => events.push(event),
+  });
+  for (const tenant of Object.values(tenants)) {
+    await dataSource.withSession(tenant, async (session) => {
+      await migrateTenant(session, tenant, { rowRole, rowSchema });
+      await seedTenant(session, tenant, {
+        customers: 60,
+        ordersPerCustomer: { min: 1, max: 8 },
+        ...options.seed,
+        rowRole,
+        rowSchema,
+      });
+    });
+  }
+  return {
+    run,
+    dataSource,
+    tenants,
+    events,
+    async cleanup() {
+      await dataSource.close();
+      await dropDatabase(database);
+      await dropSchemasAndRole([`tenant_sch_${run}`, rowSchema], rowRole);
+    },
+  };
+}
