@@ -5,6 +5,8 @@ import { createPostgresDataSource } from './postgres.js';
 import { type SqlExecutor } from './sql-executor.js';
 import { type TenantDataRef } from './types.js';
 
+const ADMIN_STATEMENT_TIMEOUT_MS = 10 * 60_000;
+
 /** Shows where a URL points without its password. */
 export function redactUrl(url: string): string {
   try {
@@ -55,7 +57,8 @@ export async function forEachTenant(options: ForEachTenantOptions): Promise<Tena
     tenantPoolMax: 1,
     maxTenantPools: 1,
     tenantPoolIdleMs: config.data.tenantPoolIdleMs,
-    statementTimeoutMs: config.data.statementTimeoutMs,
+    // Migrating or seeding a large tenant may legitimately take longer than a request may.
+    statementTimeoutMs: ADMIN_STATEMENT_TIMEOUT_MS,
     rowRole: config.data.rowRole,
     rowSchema: options.rowSchema ?? DEFAULT_ROW_SCHEMA,
   });

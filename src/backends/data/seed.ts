@@ -23,7 +23,7 @@ export const DEFAULT_ORDERS_PER_CUSTOMER = { min: 0, max: 12 } as const;
 /** Seeded timestamps count back from this instant, so a seed is identical on every run. */
 export const SEED_EPOCH = Date.UTC(2025, 0, 1);
 /** Generous: seeding thousands of rows on a slow machine must not trip the request timeout. */
-const SEED_STATEMENT_TIMEOUT_MS = 60_000;
+const SEED_STATEMENT_TIMEOUT_MS = 10 * 60_000;
 
 const DAY_MS = 86_400_000;
 

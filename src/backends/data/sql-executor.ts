@@ -18,14 +18,18 @@ export interface SqlExecutor {
 
 /** The part of a node-postgres `Client`/`PoolClient` that `pgExecutor` uses. */
 export interface PgQueryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  query(
+    config: { text: string; values?: unknown[]; queryMode?: 'extended' } | string,
+  ): Promise<{ rows: unknown[] }>;
 }
 
 /** Adapts a node-postgres client (not a Pool: a pool may hand each call another connection). */
 export function pgExecutor(client: PgQueryable): SqlExecutor {
   return {
     async query<R>(text: string, params: readonly unknown[] = []) {
-      const result = await client.query(text, [...params]);
+      // Always the extended protocol (node-postgres would use the simple one for a query
+      // without values): it accepts exactly one statement, whatever the text holds.
+      const result = await client.query({ text, values: [...params], queryMode: 'extended' });
       return { rows: result.rows as R[] };
     },
     async exec(text: string) {
