@@ -23,6 +23,7 @@ export const KEY_KINDS = {
   concurrency: 'conc',
   prediction: 'pred',
   persistedQuery: 'pq',
+  trustedDocument: 'doc',
   tenantConfig: 'config',
 } as const;
 
@@ -84,6 +85,15 @@ export function persistedQueryKey(tenantId: string, hash: string): string {
   return tenantKey(tenantId, KEY_KINDS.persistedQuery, hash);
 }
 
+/**
+ * A document registered for a tenant in trusted-documents mode, by its SHA-256 hash. Kept
+ * apart from `persistedQueryKey`: any client can fill the APQ cache, only an operator can
+ * register a trusted document.
+ */
+export function trustedDocumentKey(tenantId: string, hash: string): string {
+  return tenantKey(tenantId, KEY_KINDS.trustedDocument, hash);
+}
+
 /** A tenant's run-time configuration (JSON), changed through the store. */
 export function tenantConfigKey(tenantId: string): string {
   return tenantKey(tenantId, KEY_KINDS.tenantConfig);
@@ -95,6 +105,23 @@ export function tenantConfigKey(tenantId: string): string {
  */
 export function tenantConfigChannel(): string {
   return `${PREFIX}:tenant-config`;
+}
+
+/**
+ * The set of tenant ids that have a run-time configuration record. Deliberately outside
+ * every tenant's hash tag: it names tenants but holds none of their data, and it is only
+ * ever used in single-key commands (SADD, SMEMBERS), so its own slot breaks no Cluster rule.
+ */
+export function tenantIndexKey(): string {
+  return `${PREFIX}:tenant-index`;
+}
+
+/**
+ * A value that changes (a fresh random id) on every run-time tenant config write. Replicas
+ * poll it to catch up on changes whose pub/sub message they missed (while disconnected).
+ */
+export function tenantConfigRevisionKey(): string {
+  return `${PREFIX}:tenant-config-rev`;
 }
 
 /**

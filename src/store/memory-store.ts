@@ -19,6 +19,7 @@ import {
   assertChannel,
   assertKey,
   assertLeaseRequest,
+  assertMembers,
   assertTtlSeconds,
   assertValue,
 } from './validate.js';
@@ -37,7 +38,8 @@ export interface MemoryStoreOptions {
 
 type Entry =
   | { readonly type: 'string'; readonly value: string; readonly expiresAt: number | undefined }
-  | { readonly type: 'leases'; readonly leases: Map<string, number> };
+  | { readonly type: 'leases'; readonly leases: Map<string, number> }
+  | { readonly type: 'set'; readonly members: Set<string> };
 
 /**
  * An in-process `Store` with the Redis store's semantics (TTL expiry, GCRA, expiring leases,
@@ -66,7 +68,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     const entry = entries.get(key);
     if (entry === undefined) return null;
     if (entry.type !== 'string') {
-      throw new StoreError('STORE_FAILED', operation, 'WRONGTYPE: key holds leases, not a string');
+      throw new StoreError('STORE_FAILED', operation, `WRONGTYPE: key holds ${entry.type}`);
     }
     if (entry.expiresAt !== undefined && entry.expiresAt <= clock.now()) {
       entries.delete(key);
@@ -81,6 +83,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       value,
       expiresAt: ttlMs === undefined ? undefined : clock.now() + ttlMs,
     });
+  }
+
+  function readSet(key: string, operation: string, create: boolean): Set<string> | undefined {
+    const entry = entries.get(key);
+    if (entry !== undefined && entry.type !== 'set') {
+      throw new StoreError('STORE_FAILED', operation, `WRONGTYPE: key holds ${entry.type}`);
+    }
+    if (entry !== undefined || !create) return entry?.members;
+    const members = new Set<string>();
+    entries.set(key, { type: 'set', members });
+    return members;
   }
 
   // Async functions turn synchronous throws into rejections, like the Redis store's I/O.
@@ -136,6 +149,36 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       );
     },
 
+    async sadd(key, members) {
+      assertKey(key, 'sadd');
+      assertMembers(members, 'sadd');
+      ensureOpen('sadd');
+      const set = readSet(key, 'sadd', members.length > 0);
+      if (set === undefined) return 0;
+      const before = set.size;
+      for (const member of members) set.add(member);
+      return set.size - before;
+    },
+
+    async srem(key, members) {
+      assertKey(key, 'srem');
+      assertMembers(members, 'srem');
+      ensureOpen('srem');
+      const set = readSet(key, 'srem', false);
+      if (set === undefined) return 0;
+      let removed = 0;
+      for (const member of members) if (set.delete(member)) removed += 1;
+      // Redis drops an emptied set; so do we, so `del` and `get` agree with it.
+      if (set.size === 0) entries.delete(key);
+      return removed;
+    },
+
+    async smembers(key) {
+      assertKey(key, 'smembers');
+      ensureOpen('smembers');
+      return [...(readSet(key, 'smembers', false) ?? [])];
+    },
+
     async rateLimit(key, policy: GcraPolicy): Promise<GcraDecision> {
       assertKey(key, 'rateLimit');
       assertGcraPolicy(policy);
@@ -153,7 +196,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       const now = clock.now();
       let entry = entries.get(key);
       if (entry !== undefined && entry.type !== 'leases') {
-        throw new StoreError('STORE_FAILED', 'acquireLease', 'WRONGTYPE: key holds a string');
+        throw new StoreError('STORE_FAILED', 'acquireLease', `WRONGTYPE: key holds ${entry.type}`);
       }
       if (entry === undefined) {
         entry = { type: 'leases', leases: new Map() };

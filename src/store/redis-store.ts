@@ -18,6 +18,7 @@ import {
   assertChannel,
   assertKey,
   assertLeaseRequest,
+  assertMembers,
   assertTtlSeconds,
   assertValue,
 } from './validate.js';
@@ -331,6 +332,25 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     async del(key) {
       assertKey(key, 'del');
       return (await run('del', () => client.del(key))) > 0;
+    },
+
+    async sadd(key, members) {
+      assertKey(key, 'sadd');
+      assertMembers(members, 'sadd');
+      if (members.length === 0) return 0;
+      return run('sadd', () => client.sadd(key, ...members));
+    },
+
+    async srem(key, members) {
+      assertKey(key, 'srem');
+      assertMembers(members, 'srem');
+      if (members.length === 0) return 0;
+      return run('srem', () => client.srem(key, ...members));
+    },
+
+    async smembers(key) {
+      assertKey(key, 'smembers');
+      return run('smembers', () => client.smembers(key));
     },
 
     async rateLimit(key, policy) {

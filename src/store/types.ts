@@ -24,6 +24,15 @@ export interface Store {
   /** Deletes `key`; resolves `true` when something was deleted. */
   del(key: string): Promise<boolean>;
   /**
+   * Adds `members` to the set under `key` (no expiry); resolves how many were not there yet.
+   * For small operator-managed sets such as the tenant index.
+   */
+  sadd(key: string, members: readonly string[]): Promise<number>;
+  /** Removes `members` from the set under `key`; resolves how many were there. */
+  srem(key: string, members: readonly string[]): Promise<number>;
+  /** Every member of the set under `key`, in no particular order; `[]` when absent. */
+  smembers(key: string): Promise<string[]>;
+  /**
    * One GCRA rate-limit check that charges `policy.cost` (default 1) when allowed. Time comes
    * from the store (Redis `TIME`), so every replica measures against the same clock.
    */

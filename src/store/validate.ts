@@ -42,3 +42,15 @@ export function assertChannel(channel: unknown, operation: string): asserts chan
     throw new TypeError(`${operation}: channel must be a non-empty string`);
   }
 }
+
+export function assertMembers(
+  members: unknown,
+  operation: string,
+): asserts members is readonly string[] {
+  if (
+    !Array.isArray(members) ||
+    !members.every((member) => typeof member === 'string' && member.length > 0)
+  ) {
+    throw new TypeError(`${operation}: members must be an array of non-empty strings`);
+  }
+}

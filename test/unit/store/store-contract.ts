@@ -227,6 +227,28 @@ export function describeStoreContract(
       expect(await lease('d')).toEqual({ acquired: true, inFlight: 1 });
     });
 
+    it('adds, lists and removes set members', async () => {
+      const key = tenantKey(acme, 'set-test');
+      expect(await store.smembers(key)).toEqual([]);
+      expect(await store.sadd(key, ['a', 'b'])).toBe(2);
+      expect(await store.sadd(key, ['b', 'c'])).toBe(1);
+      expect(await store.sadd(key, [])).toBe(0);
+      expect((await store.smembers(key)).sort()).toEqual(['a', 'b', 'c']);
+      expect(await store.smembers(tenantKey(globex, 'set-test'))).toEqual([]);
+      expect(await store.srem(key, ['a', 'missing'])).toBe(1);
+      expect((await store.smembers(key)).sort()).toEqual(['b', 'c']);
+      expect(await store.srem(key, ['b', 'c'])).toBe(2);
+      // An emptied set is gone, as in Redis.
+      expect(await store.del(key)).toBe(false);
+      await expect(store.sadd(key, [''])).rejects.toBeInstanceOf(TypeError);
+      await expect(store.sadd(key, 'a' as unknown as string[])).rejects.toBeInstanceOf(TypeError);
+      // A string key is not a set.
+      const text = tenantKey(acme, 'set-test', 'text');
+      await store.set(text, 'v');
+      const error: unknown = await store.smembers(text).catch((e: unknown) => e);
+      expect(isStoreError(error) && error.code).toBe('STORE_FAILED');
+    });
+
     it('delivers published messages to every subscriber of the channel only', async () => {
       const channel = `test:${randomBytes(6).toString('hex')}`;
       const other = `${channel}:other`;
