@@ -24,7 +24,11 @@ export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
 export const DEFAULT_INFER_TIMEOUT_MS = 2_000;
 export const DEFAULT_MICRO_BATCH_WINDOW_MS = 2;
 export const DEFAULT_MICRO_BATCH_MAX_SIZE = 256;
+export const DEFAULT_MICRO_BATCH_MAX_IN_FLIGHT = 2;
 export const DEFAULT_PREDICTION_CACHE_TTL_SECONDS = 300;
+export const DEFAULT_PERSISTED_QUERY_TTL_SECONDS = 24 * 60 * 60;
+export const DEFAULT_LIVE_CONFIG_POLL_MS = 2_000;
+export const DEFAULT_ADMIN_SCOPE = 'atrium:admin';
 
 const tenantId = z.string().regex(TENANT_ID_PATTERN, 'a lowercase DNS label such as "acme"');
 const pgIdentifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier');
@@ -138,6 +142,11 @@ export const tenantSchema = z.object({
   /** Overrides of the plan's limits. */
   limits: planLimitsSchema.partial().default({}),
   features: z.array(z.string().min(1)).default([]),
+  /**
+   * Only operations an operator registered for this tenant run (admin CLI or endpoint);
+   * clients cannot register through automatic persisted queries.
+   */
+  trustedDocuments: z.boolean().default(false),
 });
 
 export const inferenceBackendSchema = z.object({
@@ -216,6 +225,51 @@ export const authSchema = z
     'HS256 is listed in algorithms but no hs256Secret is configured',
   );
 
+export const DEFAULT_MAX_TENANT_LABELS = 100;
+export const DEFAULT_MAX_OPERATION_LABELS = 20;
+export const DEFAULT_OTEL_SERVICE_NAME = 'atrium';
+
+export const telemetrySchema = z.object({
+  /**
+   * Distinct tenant label values in metrics. The first tenants seen keep their own label;
+   * later ones are counted together as `other`, so a fleet of thousands of tenants cannot
+   * blow up the scrape.
+   */
+  maxTenantLabels: z.number().int().nonnegative().default(DEFAULT_MAX_TENANT_LABELS),
+  /** Distinct operation names per tenant label; later ones are counted as `other`. */
+  maxOperationLabels: z.number().int().nonnegative().default(DEFAULT_MAX_OPERATION_LABELS),
+  metrics: z
+    .object({
+      /** Serve Prometheus metrics at `GET /metrics`. */
+      enabled: z.boolean().default(true),
+      /**
+       * Serve `/metrics` on this port (its own listener, e.g. 9464) instead of the main port,
+       * so it can stay off the load balancer. Unset → the main port.
+       */
+      port: z.number().int().min(0).max(65535).optional(),
+      /** Listen address of the metrics port; default `server.host`. */
+      host: z.string().optional(),
+    })
+    .prefault({}),
+  tracing: z
+    .object({
+      /**
+       * OTLP/HTTP base URL of a collector (e.g. http://otel-collector:4318); `/v1/traces` is
+       * appended. OTEL_EXPORTER_OTLP_ENDPOINT overrides. Unset → tracing is a no-op.
+       */
+      otlpEndpoint: z.string().url().optional(),
+      /** Full traces URL, used as is; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT overrides. */
+      otlpTracesEndpoint: z.string().url().optional(),
+      /** Extra headers for the collector (e.g. an API key). */
+      headers: z.record(z.string(), z.string()).default({}),
+      /** `service.name` of the spans; OTEL_SERVICE_NAME overrides. */
+      serviceName: z.string().min(1).default(DEFAULT_OTEL_SERVICE_NAME),
+      /** Share of new traces recorded; a sampled incoming `traceparent` is always followed. */
+      sampleRatio: z.number().min(0).max(1).default(1),
+    })
+    .prefault({}),
+});
+
 export const configFileSchema = z.object({
   server: z
     .object({
@@ -226,6 +280,11 @@ export const configFileSchema = z.object({
       bodyLimitBytes: z.number().int().positive().default(DEFAULT_BODY_LIMIT_BYTES),
       drainTimeoutMs: z.number().int().nonnegative().default(DEFAULT_DRAIN_TIMEOUT_MS),
       playground: z.boolean().default(false),
+      /**
+       * Gateway processes on this host (node:cluster, sharing the port): a number, or `auto`
+       * for one per core. With more than one, use Redis so they share limits and caches.
+       */
+      workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
     })
     .prefault({}),
   auth: authSchema,
@@ -250,6 +309,7 @@ export const configFileSchema = z.object({
       commandTimeoutMs: z.number().int().positive().default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
     })
     .prefault({}),
+  telemetry: telemetrySchema.prefault({}),
   inference: z
     .object({
       backends: z.record(z.string().min(1), inferenceBackendSchema).default({}),
@@ -258,6 +318,8 @@ export const configFileSchema = z.object({
           enabled: z.boolean().default(true),
           windowMs: z.number().nonnegative().max(50).default(DEFAULT_MICRO_BATCH_WINDOW_MS),
           maxBatchSize: z.number().int().positive().default(DEFAULT_MICRO_BATCH_MAX_SIZE),
+          /** Batches of one (tenant, model, version) out at once; more rows wait and join. */
+          maxInFlight: z.number().int().positive().default(DEFAULT_MICRO_BATCH_MAX_IN_FLIGHT),
         })
         .prefault({}),
       cacheTtlSeconds: z.number().int().nonnegative().default(DEFAULT_PREDICTION_CACHE_TTL_SECONDS),
@@ -274,6 +336,33 @@ export const configFileSchema = z.object({
       leaseTtlMs: z.number().int().positive().default(30_000),
     })
     .prefault({}),
+  persistedQueries: z
+    .object({
+      /** Automatic persisted queries (Apollo APQ protocol), stored per tenant. */
+      enabled: z.boolean().default(true),
+      /** How long a registered query is remembered after its last registration. */
+      ttlSeconds: z.number().int().positive().default(DEFAULT_PERSISTED_QUERY_TTL_SECONDS),
+    })
+    .prefault({}),
+  liveConfig: z
+    .object({
+      /**
+       * How often each replica checks the tenant config revision in the store, to catch up on
+       * changes whose pub/sub message it missed (e.g. while disconnected).
+       */
+      pollIntervalMs: z.number().int().min(100).default(DEFAULT_LIVE_CONFIG_POLL_MS),
+    })
+    .prefault({}),
+  admin: z
+    .object({
+      /**
+       * The operator tenant: `/admin/*` accepts only tokens whose tenant claim is this id (and
+       * that carry `scope`). Unset → the admin endpoint is off. Must not be a served tenant.
+       */
+      tenant: tenantId.optional(),
+      scope: z.string().min(1).default(DEFAULT_ADMIN_SCOPE),
+    })
+    .prefault({}),
   plans: z.record(z.string().min(1), planLimitsSchema).default({ ...DEFAULT_PLANS }),
   tenants: z.array(tenantSchema).min(1),
 });
@@ -286,3 +375,4 @@ export type PlanLimits = z.infer<typeof planLimitsSchema>;
 export type OperationLimits = z.infer<typeof operationLimitsSchema>;
 export type AuthConfig = z.infer<typeof authSchema>;
 export type InferenceBackendConfig = z.infer<typeof inferenceBackendSchema>;
+export type TelemetryConfig = z.infer<typeof telemetrySchema>;

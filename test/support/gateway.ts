@@ -1,3 +1,4 @@
+import { type z } from 'zod';
 import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verify-token.js';
 import { type DataSource } from '../../src/backends/data/types.js';
 import { DEFAULT_PLANS, type TenantConfig, tenantSchema } from '../../src/config/schema.js';
@@ -14,7 +15,10 @@ import { TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './tokens.js';
 
 export interface TestGatewayOptions {
   signer: TestSigner;
-  tenants: (Partial<TenantConfig> & Pick<TenantConfig, 'id' | 'data'>)[];
+  /** Tenant configs as written in a config file (defaults applied here). */
+  tenants: (
+    z.input<typeof tenantSchema> | (Partial<TenantConfig> & Pick<TenantConfig, 'id' | 'data'>)
+  )[];
   dataSource: DataSource;
   predictor?: PredictionService;
   predictionCache?: Pick<Store, 'mget' | 'msetWithTtl'>;

@@ -22,6 +22,14 @@ export interface MicroBatcherOptions<TMeta = undefined> {
    */
   maxBatchSize: number;
   /**
+   * Batches of this batcher being scored at once, at most (default: no limit). When the window
+   * closes while that many are out, the rows keep waiting and go as one batch as soon as one
+   * returns ("natural batching", as inference servers' dynamic batchers do): under load,
+   * batches grow instead of calls multiplying; when idle, nothing waits longer than the window.
+   * Full batches (`maxBatchSize` rows) are sent at once regardless.
+   */
+  maxInFlight?: number;
+  /**
    * Scores the rows of one batch, one score per row in order. A rejection rejects every
    * caller with a row in that batch, with the same error (coded as `BACKEND_UNAVAILABLE` if it
    * was not a `GatewayError` already).
@@ -92,6 +100,10 @@ export function createMicroBatcher<TMeta = undefined>(
 ): MicroBatcher<TMeta> {
   const { windowMs, maxBatchSize, execute } = options;
   const enabled = options.enabled ?? true;
+  const maxInFlight = options.maxInFlight ?? Number.POSITIVE_INFINITY;
+  if (!(maxInFlight >= 1)) {
+    throw new TypeError(`createMicroBatcher: maxInFlight must be ≥ 1, got ${maxInFlight}`);
+  }
   if (!Number.isFinite(windowMs) || windowMs < 0) {
     throw new TypeError(`createMicroBatcher: windowMs must be a number ≥ 0, got ${windowMs}`);
   }
@@ -107,6 +119,7 @@ export function createMicroBatcher<TMeta = undefined>(
   const pending: Slice<TMeta>[] = [];
   let pendingCount = 0;
   let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  let inFlight = 0;
 
   function cancelTimer(): void {
     if (timer === undefined) return;
@@ -122,8 +135,14 @@ export function createMicroBatcher<TMeta = undefined>(
   }
 
   function runBatch(rows: number[][], parts: Part<TMeta>[]): void {
+    inFlight += 1;
     Promise.resolve()
       .then(() => execute(rows))
+      .finally(() => {
+        inFlight -= 1;
+        // Rows that waited for capacity go now: their window has already closed.
+        if (timer === undefined && pending.length > 0) sendWaiting();
+      })
       .then(
         (output) => {
           const scores = Array.isArray(output)
@@ -188,6 +207,14 @@ export function createMicroBatcher<TMeta = undefined>(
     pendingCount = 0;
   }
 
+  /** The window closed: send what waits, as far as the in-flight limit allows. */
+  function sendWaiting(): void {
+    timer = undefined;
+    while (pending.length > 0 && inFlight < maxInFlight) {
+      pendingCount -= runFrom(pending, maxBatchSize);
+    }
+  }
+
   function submitWithMeta(rows: number[][]): Promise<MicroBatchResult<TMeta>> {
     if (!Array.isArray(rows)) {
       return Promise.reject(new GatewayError('BAD_USER_INPUT', 'rows must be an array of rows'));
@@ -214,7 +241,7 @@ export function createMicroBatcher<TMeta = undefined>(
       while (pendingCount >= maxBatchSize) pendingCount -= runFrom(pending, maxBatchSize);
       if (pendingCount === 0) cancelTimer();
       else if (timer === undefined) {
-        timer = windowMs === 0 ? setImmediate(flush) : setTimeout(flush, windowMs);
+        timer = windowMs === 0 ? setImmediate(sendWaiting) : setTimeout(sendWaiting, windowMs);
       }
     });
   }

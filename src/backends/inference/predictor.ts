@@ -53,6 +53,8 @@ export interface MicroBatchSettings {
   enabled: boolean;
   windowMs: number;
   maxBatchSize: number;
+  /** Batches of one (tenant, model, version) scored at once; see `MicroBatcherOptions`. */
+  maxInFlight?: number | undefined;
 }
 
 export interface PredictorOptions {
@@ -162,6 +164,7 @@ export function createPredictor(options: PredictorOptions): Predictor {
       enabled: microBatch.enabled,
       windowMs: microBatch.windowMs,
       maxBatchSize: microBatch.maxBatchSize,
+      ...(microBatch.maxInFlight === undefined ? {} : { maxInFlight: microBatch.maxInFlight }),
       execute: async (rows) => {
         const started = performance.now();
         try {
