@@ -4,6 +4,7 @@ import { type DataSource } from '../../src/backends/data/types.js';
 import { DEFAULT_PLANS, type TenantConfig, tenantSchema } from '../../src/config/schema.js';
 import { GatewayError } from '../../src/errors.js';
 import { createSchema } from '../../src/graphql/schema.js';
+import { createSchemaVariants } from '../../src/graphql/variants.js';
 import { type AdmissionControl, admitAll } from '../../src/limits/admission.js';
 import { type PredictionService } from '../../src/loaders/prediction-loaders.js';
 import { createGateway, type Gateway } from '../../src/server/gateway.js';
@@ -27,6 +28,8 @@ export interface TestGatewayOptions {
   baseDomain?: string;
   readiness?: Record<string, Probe>;
   modelReady?: (backend: string, model: string, version?: string) => Promise<boolean>;
+  /** Per-tenant schema variants from `@feature` (as in src/main.ts). Default true. */
+  variants?: boolean;
 }
 
 export interface GraphQLAnswer {
@@ -88,8 +91,10 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     tenants: options.tenants.map((t) => tenantSchema.parse({ displayName: t.id, ...t })),
     plans: DEFAULT_PLANS,
   });
+  const schema = createSchema();
   const gateway = createGateway({
-    schema: createSchema(),
+    schema,
+    schemaFor: options.variants === false ? undefined : createSchemaVariants(schema).schemaFor,
     production: true,
     drainTimeoutMs: 2_000,
     verifier,
