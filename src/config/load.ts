@@ -16,6 +16,9 @@ export interface AtriumEnv {
   MODEL_SERVER_PORT?: string | undefined;
   NODE_ENV?: string | undefined;
   LOG_LEVEL?: string | undefined;
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string | undefined;
+  OTEL_SERVICE_NAME?: string | undefined;
 }
 
 export interface AtriumConfig extends ConfigFile {
@@ -108,6 +111,37 @@ export function applyEnv(
     logLevel: env.LOG_LEVEL ?? 'info',
     home: resolveHome(env),
     modelServerPort: intFromEnv('MODEL_SERVER_PORT', env.MODEL_SERVER_PORT, 0),
+    telemetry: applyOtelEnv(file.telemetry, env),
+  };
+}
+
+function urlFromEnv(name: string, value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  try {
+    new URL(value);
+  } catch {
+    throw new ConfigError(
+      `${name} must be a URL (e.g. http://otel-collector:4318); found ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/** The standard OpenTelemetry variables win over the config file's tracing settings. */
+function applyOtelEnv(telemetry: ConfigFile['telemetry'], env: AtriumEnv): ConfigFile['telemetry'] {
+  const { tracing } = telemetry;
+  return {
+    ...telemetry,
+    tracing: {
+      ...tracing,
+      otlpEndpoint:
+        urlFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT', env.OTEL_EXPORTER_OTLP_ENDPOINT) ??
+        tracing.otlpEndpoint,
+      otlpTracesEndpoint:
+        urlFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ??
+        tracing.otlpTracesEndpoint,
+      serviceName: env.OTEL_SERVICE_NAME || tracing.serviceName,
+    },
   };
 }
 
@@ -129,6 +163,9 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): AtriumEnv {
     MODEL_SERVER_PORT,
     NODE_ENV,
     LOG_LEVEL,
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_SERVICE_NAME,
   } = source;
   return {
     ATRIUM_CONFIG,
@@ -141,6 +178,9 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): AtriumEnv {
     MODEL_SERVER_PORT,
     NODE_ENV,
     LOG_LEVEL,
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_SERVICE_NAME,
   };
 }
 

@@ -9,16 +9,36 @@ export interface LoggerOptions {
 }
 
 /**
- * JSON lines. Redaction is a backstop: nothing should log a token or an Authorization header in
- * the first place, but if an object with one slips through, it is censored.
+ * Paths censored in every line. A backstop: nothing should log a token, a cookie or GraphQL
+ * variables (they carry customer data) in the first place, but if an object with one slips
+ * through, it is censored.
  */
+export const REDACTED_PATHS: readonly string[] = [
+  'authorization',
+  'token',
+  'cookie',
+  'variables',
+  '*.authorization',
+  '*.token',
+  '*.cookie',
+  '*.variables',
+  'headers.authorization',
+  'headers.cookie',
+  'req.headers.authorization',
+  'req.headers.cookie',
+];
+
+/** The message of the one line logged per finished request (server/observability.ts). */
+export const REQUEST_LOG_MESSAGE = 'request';
+
+/** JSON lines (pino), one object per line, with `service: "atrium"` on each. */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
     {
       level: options.level,
       base: { service: 'atrium' },
       redact: {
-        paths: ['authorization', 'token', '*.authorization', '*.token', 'headers.authorization'],
+        paths: [...REDACTED_PATHS],
         censor: '[redacted]',
       },
     },

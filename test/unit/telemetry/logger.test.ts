@@ -1,0 +1,46 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/telemetry/logger.js';
+
+function capture() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { lines, logger: createLogger({ level: 'info', destination }) };
+}
+
+describe('logger', () => {
+  it('writes one JSON object per line with the service name', () => {
+    const { lines, logger } = capture();
+    logger.info({ tenant: 'acme' }, 'hello');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      service: 'atrium',
+      tenant: 'acme',
+      msg: 'hello',
+    });
+  });
+
+  it('censors tokens, cookies and GraphQL variables that slip into a log object', () => {
+    const { lines, logger } = capture();
+    logger.info(
+      {
+        authorization: 'Bearer secret-token',
+        headers: { authorization: 'Bearer secret-token', cookie: 'sid=secret' },
+        req: { headers: { authorization: 'Bearer secret-token' } },
+        body: { variables: { email: 'jane@example.com' } },
+        variables: { name: 'Jane Doe' },
+      },
+      'oops',
+    );
+    const text = lines.join('\n');
+    expect(text).not.toContain('secret');
+    expect(text).not.toContain('jane@example.com');
+    expect(text).not.toContain('Jane Doe');
+    expect(JSON.parse(lines[0]!).authorization).toBe('[redacted]');
+  });
+});
