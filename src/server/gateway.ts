@@ -81,6 +81,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         includeStacktraceInErrorResponses: false,
         hideSchemaDetailsFromClientErrors: options.production,
         allowBatchedHttpRequests: false,
+        // APQ runs in the HTTP path, per tenant (server/persisted-queries.ts): Apollo's cache
+        // has no tenant in its keys.
+        persistedQueries: false,
         csrfPrevention: true,
         logger: apolloLogger(options.logger),
         plugins: [

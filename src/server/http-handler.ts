@@ -9,6 +9,7 @@ import { type Tenant } from '../tenancy/tenant.js';
 import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
 import { parseBody, readBody } from './body.js';
 import { formatError } from './format-error.js';
+import { type PersistedQueries, persistedQueryNotFound } from './persisted-queries.js';
 
 export interface Probe {
   /** Resolves when the dependency answers; rejects (or times out) otherwise. */
@@ -24,6 +25,11 @@ export interface HttpHandlerOptions extends ContextDependencies {
   readiness: Readonly<Record<string, Probe>>;
   probeTimeoutMs?: number;
   logger: Logger;
+  /**
+   * Automatic persisted queries and trusted documents, resolved per tenant after admission.
+   * Omitted → requests reach Apollo Server as sent (which refuses the APQ extension).
+   */
+  persistedQueries?: PersistedQueries | undefined;
   /** Extra routes (metrics, playground) answered before GraphQL routing. */
   routes?: Readonly<
     Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>
@@ -31,6 +37,20 @@ export interface HttpHandlerOptions extends ContextDependencies {
 }
 
 const TENANT_PATH = /^\/t\/([^/]+)\/graphql\/?$/;
+
+type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+
+/** A route whose key ends in `/*` answers every path under that prefix (e.g. `/admin/*`). */
+function prefixRoute(
+  routes: Readonly<Record<string, Route>> | undefined,
+  path: string,
+): Route | undefined {
+  if (routes === undefined) return undefined;
+  for (const [key, route] of Object.entries(routes)) {
+    if (key.endsWith('/*') && path.startsWith(key.slice(0, -1))) return route;
+  }
+  return undefined;
+}
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 function sendJson(
@@ -139,10 +159,27 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     try {
       const method = req.method ?? 'GET';
       const text = method === 'POST' ? await readBody(req, options.bodyLimitBytes) : '';
-      const body = parseBody(text, req.headers['content-type']);
+      let body = parseBody(text, req.headers['content-type']);
+      let search = url.search;
+      if (options.persistedQueries) {
+        const resolved = await options.persistedQueries.resolve(admitted.tenant, {
+          method,
+          search,
+          body,
+        });
+        if (resolved.kind === 'not-found') {
+          const answer = persistedQueryNotFound();
+          return sendJson(res, answer.status, answer.body, {
+            ...answer.headers,
+            ...admitted.admission.headers,
+            'x-request-id': requestId,
+          });
+        }
+        ({ search, body } = resolved);
+      }
       const apollo = await options.apolloFor(admitted.tenant);
       const response = await apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: { method, headers: toHeaderMap(req), search: url.search, body },
+        httpGraphQLRequest: { method, headers: toHeaderMap(req), search, body },
         context: () => Promise.resolve(createRequestContext(options, admitted, requestId)),
       });
       await writeResponse(res, response, {
@@ -160,7 +197,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     try {
       const url = new URL(req.url ?? '/', 'http://gateway.invalid');
       const path = url.pathname;
-      const extra = options.routes?.[path];
+      const extra = options.routes?.[path] ?? prefixRoute(options.routes, path);
       if (extra) return await extra(req, res);
       if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
       if (path === '/readyz') return await ready(res);

@@ -15,6 +15,8 @@ export interface Tenant {
   readonly models: Readonly<Record<string, TenantModelConfig>>;
   readonly limits: PlanLimits;
   readonly features: ReadonlySet<string>;
+  /** Only operator-registered documents run (see server/persisted-queries.ts). */
+  readonly trustedDocuments: boolean;
 }
 
 export class UnknownPlanError extends Error {
@@ -47,5 +49,6 @@ export function toTenant(
     models: config.models,
     limits,
     features: new Set(config.features),
+    trustedDocuments: config.trustedDocuments,
   };
 }

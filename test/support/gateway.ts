@@ -9,6 +9,7 @@ import { type AdmissionControl, admitAll } from '../../src/limits/admission.js';
 import { type PredictionService } from '../../src/loaders/prediction-loaders.js';
 import { createGateway, type Gateway } from '../../src/server/gateway.js';
 import { type Probe } from '../../src/server/http-handler.js';
+import { type PersistedQueries } from '../../src/server/persisted-queries.js';
 import { type Store } from '../../src/store/types.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createTenantRegistry, type TenantRegistry } from '../../src/tenancy/registry.js';
@@ -28,6 +29,8 @@ export interface TestGatewayOptions {
   baseDomain?: string;
   readiness?: Record<string, Probe>;
   modelReady?: (backend: string, model: string, version?: string) => Promise<boolean>;
+  /** APQ and trusted documents per tenant (as in src/main.ts); omitted → off. */
+  persistedQueries?: PersistedQueries;
   /** Per-tenant schema variants from `@feature` (as in src/main.ts). Default true. */
   variants?: boolean;
 }
@@ -104,6 +107,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     predictor: options.predictor ?? noPredictions,
     predictionCache: options.predictionCache,
     cacheTtlSeconds: options.cacheTtlSeconds ?? 0,
+    persistedQueries: options.persistedQueries,
     modelReady: options.modelReady ?? (() => Promise.resolve(false)),
     logger: createLogger({ level: 'silent' }),
     bodyLimitBytes: 1024 * 1024,
