@@ -66,6 +66,8 @@ export default tseslint.config(
       'coverage/**',
       'test-artifacts/**',
       'bench/results/**',
+      'playground/dist/**',
+      'playground/.build-*/**',
     ],
   },
   js.configs.recommended,

@@ -19,19 +19,23 @@ import {
   resolveHome,
 } from './config/load.js';
 import { createSchema } from './graphql/schema.js';
+import { createSchemaVariants } from './graphql/variants.js';
 import { createAdmissionControl } from './limits/admission.js';
 import { createConcurrencyLimiter } from './limits/concurrency.js';
 import { createRateLimiter } from './limits/rate-limit.js';
 import { createGateway } from './server/gateway.js';
+import { createPlayground, type Playground } from './server/playground.js';
 import { createMemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-client.js';
 import { createRedisStore } from './store/redis-store.js';
 import { type Store } from './store/types.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
-import { createTenantRegistry } from './tenancy/registry.js';
+import { createTenantRegistry, type TenantRegistry } from './tenancy/registry.js';
 // The demo launcher starts the reference model server as a child process; the gateway still
 // only talks to it over HTTP.
 import { spawnModelServer, type SpawnedModelServer } from '../services/model-server/spawn.js';
+// The playground's build lives next to its front-end sources; it loads esbuild only to build.
+import { ensurePlaygroundBuilt, PLAYGROUND_DIST_DIR } from '../playground/build.js';
 
 interface Started {
   config: AtriumConfig;
@@ -98,6 +102,49 @@ function createStore(config: AtriumConfig, logger: Logger): Store {
   return createRedisStore({ client, timeoutMs: commandTimeoutMs });
 }
 
+/**
+ * The GraphiQL playground, built first if its files are missing or stale (a fresh clone that
+ * skipped `prepare`); in demo mode with a tenant picker fed by freshly minted dev tokens.
+ */
+async function createPlaygroundFor(
+  config: AtriumConfig,
+  registry: TenantRegistry,
+  devKeys: Started['devKeys'],
+  logger: Logger,
+): Promise<Playground> {
+  try {
+    if ((await ensurePlaygroundBuilt({ onWarning: (m) => logger.warn(m) })) === 'built') {
+      logger.info('playground built');
+    }
+  } catch (error) {
+    logger.warn(
+      { err: (error as Error).message },
+      'the playground could not be built; it answers 503 until `npm run build:playground` runs',
+    );
+  }
+  const keys = config.mode === 'demo' ? devKeys : undefined;
+  return createPlayground({
+    assetsDir: PLAYGROUND_DIST_DIR,
+    devTokens: keys
+      ? () =>
+          Promise.all(
+            registry
+              .list()
+              .filter((tenant) => tenant.status === 'active')
+              .map(async (tenant) => ({
+                tenant: tenant.id,
+                displayName: tenant.displayName,
+                token: await mintDevToken(keys, {
+                  tenant: tenant.id,
+                  sub: 'playground',
+                  scope: 'read write predict',
+                }),
+              })),
+          )
+      : undefined,
+  });
+}
+
 async function main(): Promise<void> {
   const bootLogger = createLogger({ level: readEnv().LOG_LEVEL ?? 'info' });
   const { config, modelServer, devKeys } = await loadConfiguration(bootLogger);
@@ -139,8 +186,17 @@ async function main(): Promise<void> {
     microBatch: config.inference.microBatch,
   });
 
+  const schema = createSchema();
+  const variants = createSchemaVariants(schema);
+  const playground = config.server.playground
+    ? await createPlaygroundFor(config, registry, devKeys, logger)
+    : undefined;
+
   const gateway = createGateway({
-    schema: createSchema(),
+    schema,
+    schemaFor: variants.schemaFor,
+    playground: playground?.page,
+    routes: { ...playground?.routes },
     production: config.production,
     drainTimeoutMs: config.server.drainTimeoutMs,
     bodyLimitBytes: config.server.bodyLimitBytes,
@@ -189,6 +245,7 @@ async function main(): Promise<void> {
       '',
       `  Atrium demo — GraphQL at ${url}/graphql  (health ${url}/healthz, readiness ${url}/readyz)`,
       `  Model server: ${modelServer?.url ?? 'n/a'}`,
+      `  Playground: ${url}/playground (or open ${url}/graphql in a browser)`,
       '  Dev tokens (1 h; mint more with `npm run token -- --tenant acme`):',
     ];
     for (const tenant of registry.list()) {

@@ -8,6 +8,7 @@ import { type Logger } from '../telemetry/logger.js';
 import { type Tenant } from '../tenancy/tenant.js';
 import { formatError } from './format-error.js';
 import { createHttpHandler, type HttpHandlerOptions } from './http-handler.js';
+import { createSchemaSdlRoute } from './schema-sdl.js';
 
 export interface GatewayOptions extends Omit<HttpHandlerOptions, 'apolloFor'> {
   /** The full schema. */
@@ -100,7 +101,14 @@ export function createGateway(options: GatewayOptions): Gateway {
     return server;
   }
 
-  const handle = createHttpHandler({ ...options, apolloFor });
+  const handle = createHttpHandler({
+    ...options,
+    apolloFor,
+    routes: {
+      '/schema.graphql': createSchemaSdlRoute({ ...options, schemaFor }),
+      ...options.routes,
+    },
+  });
   let active = 0;
   const idle: (() => void)[] = [];
   httpServer.on('request', (req, res) => {

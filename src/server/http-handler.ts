@@ -10,6 +10,7 @@ import { admitRequest, type ContextDependencies, createRequestContext } from './
 import { parseBody, readBody } from './body.js';
 import { formatError } from './format-error.js';
 import { type PersistedQueries, persistedQueryNotFound } from './persisted-queries.js';
+import { prefersHtml } from './playground.js';
 
 export interface Probe {
   /** Resolves when the dependency answers; rejects (or times out) otherwise. */
@@ -30,6 +31,11 @@ export interface HttpHandlerOptions extends ContextDependencies {
    * Omitted → requests reach Apollo Server as sent (which refuses the APQ extension).
    */
   persistedQueries?: PersistedQueries | undefined;
+  /**
+   * Answers browsers on the GraphQL paths (GET or HEAD preferring text/html), before auth: the
+   * playground page. Omitted → browsers get the API's answer like any client.
+   */
+  playground?: ((req: IncomingMessage, res: ServerResponse) => Promise<void> | void) | undefined;
   /** Extra routes (metrics, playground) answered before GraphQL routing. */
   routes?: Readonly<
     Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>
@@ -201,9 +207,17 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       if (extra) return await extra(req, res);
       if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
       if (path === '/readyz') return await ready(res);
+      const match = TENANT_PATH.exec(path);
+      const page = options.playground;
+      if (
+        page &&
+        (req.method === 'GET' || req.method === 'HEAD') &&
+        (match || path === '/graphql' || path === '/graphql/') &&
+        prefersHtml(req.headers.accept)
+      )
+        return await page(req, res);
       if (path === '/graphql' || path === '/graphql/')
         return await graphql(req, res, url, undefined, requestId);
-      const match = TENANT_PATH.exec(path);
       if (match) {
         let tenant: string;
         try {
