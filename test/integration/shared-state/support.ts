@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { type Redis } from 'ioredis';
 import { createPostgresDataSource } from '../../../src/backends/data/postgres.js';
 import { type DataSource } from '../../../src/backends/data/types.js';
@@ -140,4 +142,54 @@ export async function eventually(
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   }
+}
+
+/**
+ * A TCP proxy on a free loopback port in front of `targetPort`: `cut()` drops every
+ * connection and refuses new ones (a network partition for whoever connects through it, while
+ * everyone else still reaches Redis); `restore()` accepts again on the same port.
+ */
+export interface TcpProxy {
+  readonly port: number;
+  cut(): Promise<void>;
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const listen = async (): Promise<void> => {
+    const next = createServer((client) => {
+      const upstream = connect({ host: '127.0.0.1', port: targetPort });
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+        socket.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    next.listen(port, '127.0.0.1');
+    await once(next, 'listening');
+    port = (next.address() as AddressInfo).port;
+    server = next;
+  };
+  const stop = async (): Promise<void> => {
+    const current = server;
+    server = undefined;
+    for (const socket of sockets) socket.destroy();
+    if (current) await new Promise((resolve) => current.close(resolve));
+  };
+  await listen();
+  return {
+    get port() {
+      return port;
+    },
+    cut: stop,
+    restore: listen,
+    close: stop,
+  };
 }
