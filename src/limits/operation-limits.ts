@@ -1,0 +1,184 @@
+import { type ApolloServerPlugin } from '@apollo/server';
+import { type DocumentNode } from 'graphql';
+import { type OperationLimits } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import { type Tenant } from '../tenancy/tenant.js';
+import {
+  analyzeOperation,
+  countTokens,
+  type FieldCost,
+  type OperationShape,
+  operationCost,
+  selectOperation,
+} from './operation-analysis.js';
+
+/** List size of a list field that declares no `@listSize` and has no slicing argument. */
+export const DEFAULT_LIST_SIZE = 10;
+/**
+ * Depth bound inside `__schema`/`__type`. Introspection is exempt from the plan's depth limit
+ * because the standard client query (`getIntrospectionQuery()`) nests `ofType` nine times
+ * (depth 15): those chains are single objects, not fan-out. Fan-out through `fields`,
+ * `interfaces`, `possibleTypes` and `inputFields` is refused by graphql-js's
+ * MaxIntrospectionDepthRule in Apollo's validation; this bound stops arbitrarily long chains.
+ */
+export const DEFAULT_INTROSPECTION_MAX_DEPTH = 20;
+
+/** What the plugin needs from the request context: the tenant whose plan sets the limits. */
+export interface OperationLimitsContext {
+  tenant: Pick<Tenant, 'id'> & { limits: Pick<Tenant['limits'], 'operation' | 'introspection'> };
+}
+
+export interface OperationLimitsOptions {
+  /** Size of a list field with no `@listSize` and no slicing argument; default 10. */
+  defaultListSize?: number;
+  /** `Type.field` → cost settings, overriding the SDL's `@cost`/`@listSize` for that field. */
+  fieldCosts?: Readonly<Record<string, FieldCost>>;
+  /** Depth bound inside introspection subtrees; default {@link DEFAULT_INTROSPECTION_MAX_DEPTH}. */
+  introspectionMaxDepth?: number;
+}
+
+/** Which limit refused an operation (the `limit` extension of the error). */
+export type OperationLimitName = keyof OperationLimits | 'introspection' | 'introspectionDepth';
+
+const LABELS: Readonly<Record<OperationLimitName, string>> = {
+  depth: 'depth',
+  aliases: 'aliases',
+  rootFields: 'root fields',
+  directives: 'directives',
+  tokens: 'tokens',
+  cost: 'estimated cost',
+  introspection: 'introspection',
+  introspectionDepth: 'introspection depth',
+};
+
+function refuse(limit: OperationLimitName, value: number, max: number): GatewayError {
+  const shown = Number.isFinite(value) ? Math.min(value, Number.MAX_SAFE_INTEGER) : 'unbounded';
+  const message =
+    limit === 'tokens'
+      ? `Operation refused: the document has more than ${max} tokens (limit ${max}).`
+      : `Operation refused: ${LABELS[limit]} ${shown} exceeds the limit of ${max}.`;
+  return new GatewayError('OPERATION_LIMIT', message, {
+    request: true,
+    extensions: { limit, value: shown, max },
+  });
+}
+
+function check(limit: OperationLimitName, value: number, max: number): void {
+  if (value > max) throw refuse(limit, value, max);
+}
+
+function checkOptions(options: OperationLimitsOptions): void {
+  for (const key of ['defaultListSize', 'introspectionMaxDepth'] as const) {
+    const value = options[key];
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      throw new TypeError(`${key} must be a positive integer; got ${String(value)}`);
+    }
+  }
+}
+
+/**
+ * Refuses a request whose GraphQL document has more tokens than `maxTokens`, counting with the
+ * lexer and stopping at `maxTokens + 1`, so a 1 MB document of tokens is refused before any
+ * parse or validation. For the HTTP adapter, on the request as Apollo Server will receive it
+ * (the `query` of a JSON body, or of the query string for GET); anything that is not a string
+ * there is left for Apollo to refuse. This cannot be a plugin hook: Apollo Server turns an
+ * error thrown by `didResolveSource`, `parsingDidStart` or `validationDidStart` into a 500.
+ */
+export function checkDocumentTokens(
+  request: { method: string; search: string; body: unknown },
+  maxTokens: number,
+): void {
+  const query =
+    request.method === 'GET'
+      ? new URLSearchParams(request.search).get('query')
+      : typeof request.body === 'object' && request.body !== null && !Array.isArray(request.body)
+        ? (request.body as { query?: unknown }).query
+        : undefined;
+  if (typeof query === 'string') check('tokens', countTokens(query, maxTokens), maxTokens);
+}
+
+/**
+ * Apollo Server plugin enforcing the tenant's plan limits on every operation before it runs
+ * (DESIGN.md, limits/): tokens, introspection permission, depth, aliases, root fields,
+ * directives, and the estimated cost with the request's variables. It runs in
+ * `didResolveOperation` — after validation, on every request, because Apollo's document cache
+ * is shared by the tenants of a schema variant and their plans differ. A refusal ends the
+ * request: HTTP 400, code `OPERATION_LIMIT`, a message naming the limit, its value and its
+ * maximum, and extensions `{ limit, value, max }`. Pair it with {@link checkDocumentTokens}
+ * in the HTTP adapter, which refuses oversized documents before they are parsed.
+ *
+ * Introspection (`__schema`/`__type`) is refused with the same code when the plan disallows
+ * it: it is a plan capability decided from the document alone, like the other limits, whereas
+ * FORBIDDEN is about who the caller is. `__typename` is always allowed.
+ */
+export function operationLimitsPlugin<TContext extends OperationLimitsContext>(
+  options: OperationLimitsOptions = {},
+): ApolloServerPlugin<TContext> {
+  checkOptions(options);
+  const defaultListSize = options.defaultListSize ?? DEFAULT_LIST_SIZE;
+  const introspectionMaxDepth = options.introspectionMaxDepth ?? DEFAULT_INTROSPECTION_MAX_DEPTH;
+  // Shapes depend on the document and operation name only; Apollo's document cache hands back
+  // the same DocumentNode for the same query, so this memo lives exactly as long as it does.
+  const shapes = new WeakMap<DocumentNode, Map<string, OperationShape | null>>();
+
+  function shapeOf(document: DocumentNode, operationName: string | null | undefined) {
+    let byName = shapes.get(document);
+    if (!byName) {
+      byName = new Map();
+      shapes.set(document, byName);
+    }
+    const key = operationName ?? '';
+    let shape = byName.get(key);
+    if (shape === undefined) {
+      const operation = selectOperation(document, operationName);
+      shape = operation ? analyzeOperation(document, operation) : null;
+      byName.set(key, shape);
+    }
+    return shape;
+  }
+
+  function checkShape(
+    context: TContext,
+    document: DocumentNode,
+    operationName: string | null | undefined,
+  ): void {
+    // An ambiguous or unknown operation name is Apollo's to report.
+    const shape = shapeOf(document, operationName);
+    if (!shape) return;
+    const { operation: limits, introspection } = context.tenant.limits;
+    if (shape.introspection && !introspection) {
+      throw new GatewayError(
+        'OPERATION_LIMIT',
+        "Operation refused: introspection is not enabled for this tenant's plan.",
+        { request: true, extensions: { limit: 'introspection' } },
+      );
+    }
+    check('depth', shape.depth, limits.depth);
+    check('introspectionDepth', shape.introspectionDepth, introspectionMaxDepth);
+    check('aliases', shape.aliases, limits.aliases);
+    check('rootFields', shape.rootFields, limits.rootFields);
+    check('directives', shape.directives, limits.directives);
+  }
+
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ source, document, operation, request, contextValue, schema }) {
+          const limits = contextValue.tenant.limits.operation;
+          // Already checked on the raw request by checkDocumentTokens; again here for sources the
+          // HTTP body did not carry (persisted queries), which are small by then.
+          check('tokens', countTokens(source ?? '', limits.tokens), limits.tokens);
+          checkShape(contextValue, document, request.operationName);
+          if (!operation) return;
+          const cost = operationCost(document, operation, {
+            schema,
+            variables: request.variables,
+            defaultListSize,
+            fieldCosts: options.fieldCosts,
+          });
+          check('cost', cost, limits.cost);
+        },
+      };
+    },
+  };
+}
