@@ -22,6 +22,7 @@ import { createSchema } from './graphql/schema.js';
 import { createSchemaVariants } from './graphql/variants.js';
 import { createAdmissionControl } from './limits/admission.js';
 import { createConcurrencyLimiter } from './limits/concurrency.js';
+import { operationLimitsPlugin } from './limits/operation-limits.js';
 import { createRateLimiter } from './limits/rate-limit.js';
 import { createGateway } from './server/gateway.js';
 import { createPlayground, type Playground } from './server/playground.js';
@@ -204,6 +205,7 @@ async function main(): Promise<void> {
     verifier,
     registry,
     admission,
+    plugins: [operationLimitsPlugin()],
     dataSource,
     predictor,
     predictionCache: store,

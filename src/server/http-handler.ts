@@ -6,6 +6,7 @@ import { type GatewayContext } from '../graphql/context.js';
 import { type Logger } from '../telemetry/logger.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
 import { type Tenant } from '../tenancy/tenant.js';
+import { checkDocumentTokens } from '../limits/operation-limits.js';
 import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
 import { parseBody, readBody } from './body.js';
 import { formatError } from './format-error.js';
@@ -183,6 +184,8 @@ export function createHttpHandler(options: HttpHandlerOptions) {
         }
         ({ search, body } = resolved);
       }
+      // Before Apollo parses: an oversized document costs a bounded lexer pass, no AST.
+      checkDocumentTokens({ method, search, body }, admitted.tenant.limits.operation.tokens);
       const apollo = await options.apolloFor(admitted.tenant);
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method, headers: toHeaderMap(req), search, body },

@@ -6,6 +6,10 @@ import { GatewayError } from '../../src/errors.js';
 import { createSchema } from '../../src/graphql/schema.js';
 import { createSchemaVariants } from '../../src/graphql/variants.js';
 import { type AdmissionControl, admitAll } from '../../src/limits/admission.js';
+import {
+  operationLimitsPlugin,
+  type OperationLimitsOptions,
+} from '../../src/limits/operation-limits.js';
 import { type PredictionService } from '../../src/loaders/prediction-loaders.js';
 import { createGateway, type Gateway } from '../../src/server/gateway.js';
 import { type Probe } from '../../src/server/http-handler.js';
@@ -33,6 +37,8 @@ export interface TestGatewayOptions {
   persistedQueries?: PersistedQueries;
   /** Per-tenant schema variants from `@feature` (as in src/main.ts). Default true. */
   variants?: boolean;
+  /** The plan operation limits plugin (as in src/main.ts); `false` turns it off. Default on. */
+  operationLimits?: OperationLimitsOptions | false;
 }
 
 export interface GraphQLAnswer {
@@ -103,6 +109,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     verifier,
     registry,
     admission: options.admission ?? admitAll,
+    plugins:
+      options.operationLimits === false ? [] : [operationLimitsPlugin(options.operationLimits)],
     dataSource: options.dataSource,
     predictor: options.predictor ?? noPredictions,
     predictionCache: options.predictionCache,
