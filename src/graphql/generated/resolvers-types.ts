@@ -111,7 +111,10 @@ export type Order = {
   /** ISO 4217 currency code. */
   currency: Scalars['String']['output'];
   customer: Maybe<Customer>;
-  /** Probability that this order is fraudulent, from the tenant's `fraud` model. */
+  /**
+   * Probability that this order is fraudulent, from the tenant's `fraud` model. Only for tenants
+   * with the `fraud` feature.
+   */
   fraudRisk: Maybe<Prediction>;
   hourOfDay: Scalars['Int']['output'];
   id: Scalars['ID']['output'];
@@ -324,6 +327,27 @@ export type ResolversParentTypes = {
   Viewer: ViewerParent;
 };
 
+export type CostDirectiveArgs = {
+  weight: Scalars['Int']['input'];
+};
+
+export type CostDirectiveResolver<Result, Parent, ContextType = GatewayContext, Args = CostDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
+export type FeatureDirectiveArgs = {
+  name: Scalars['String']['input'];
+};
+
+export type FeatureDirectiveResolver<Result, Parent, ContextType = GatewayContext, Args = FeatureDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
+export type ListSizeDirectiveArgs = {
+  assumedSize?: Maybe<Scalars['Int']['input']>;
+  requireOneSlicingArgument?: Maybe<Scalars['Boolean']['input']>;
+  sizedFields?: Maybe<Array<Scalars['String']['input']>>;
+  slicingArguments?: Maybe<Array<Scalars['String']['input']>>;
+};
+
+export type ListSizeDirectiveResolver<Result, Parent, ContextType = GatewayContext, Args = ListSizeDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
 export type CustomerResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Customer'] = ResolversParentTypes['Customer']> = {
   churnRisk?: Resolver<Maybe<ResolversTypes['Prediction']>, ParentType, ContextType>;
   country?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -436,3 +460,8 @@ export type Resolvers<ContextType = GatewayContext> = {
   Viewer?: ViewerResolvers<ContextType>;
 };
 
+export type DirectiveResolvers<ContextType = GatewayContext> = {
+  cost?: CostDirectiveResolver<any, any, ContextType>;
+  feature?: FeatureDirectiveResolver<any, any, ContextType>;
+  listSize?: ListSizeDirectiveResolver<any, any, ContextType>;
+};
