@@ -18,6 +18,7 @@ import {
   readEnv,
   resolveHome,
 } from './config/load.js';
+import { Registry } from 'prom-client';
 import { createSchema } from './graphql/schema.js';
 import { createSchemaVariants } from './graphql/variants.js';
 import { createAdmissionControl } from './limits/admission.js';
@@ -31,6 +32,15 @@ import { createRedisClient } from './store/redis-client.js';
 import { createRedisStore } from './store/redis-store.js';
 import { type Store } from './store/types.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
+import { createGatewayMetrics } from './telemetry/metrics.js';
+import {
+  createMetricsHandler,
+  METRICS_PATH,
+  type MetricsServer,
+  startMetricsServer,
+} from './telemetry/metrics-endpoint.js';
+import { createTracing, otlpTracesUrl } from './telemetry/tracing.js';
+import { createObservability, type Observability } from './server/observability.js';
 import { createTenantRegistry, type TenantRegistry } from './tenancy/registry.js';
 // The demo launcher starts the reference model server as a child process; the gateway still
 // only talks to it over HTTP.
@@ -64,7 +74,49 @@ async function loadConfiguration(logger: Logger): Promise<Started> {
   return { config: applyEnv(file, env, 'demo'), modelServer, devKeys };
 }
 
-async function createData(config: AtriumConfig, logger: Logger): Promise<DataSource> {
+/**
+ * Metrics (a registry of this gateway's own), the per-request log line and tracing (OTLP when
+ * an endpoint is configured, a no-op otherwise), and where /metrics is served.
+ */
+function createTelemetry(config: AtriumConfig, logger: Logger) {
+  const { telemetry } = config;
+  const metrics = telemetry.metrics.enabled
+    ? createGatewayMetrics({
+        registry: new Registry(),
+        maxTenantLabels: telemetry.maxTenantLabels,
+        maxOperationLabels: telemetry.maxOperationLabels,
+      })
+    : undefined;
+  const tracesUrl = otlpTracesUrl(telemetry.tracing);
+  const tracing = createTracing({
+    serviceName: telemetry.tracing.serviceName,
+    otlpTracesUrl: tracesUrl,
+    headers: telemetry.tracing.headers,
+    sampleRatio: telemetry.tracing.sampleRatio,
+  });
+  if (tracesUrl) logger.info({ url: tracesUrl }, 'exporting spans by OTLP/HTTP');
+  const observability = createObservability({ logger, metrics, tracing });
+  // On the main port unless a metrics port is configured (then the load balancer never sees it).
+  const routes: Record<string, ReturnType<typeof createMetricsHandler>> = metrics &&
+  telemetry.metrics.port === undefined
+    ? { [METRICS_PATH]: createMetricsHandler(metrics) }
+    : {};
+  const startServer = async (): Promise<MetricsServer | undefined> =>
+    metrics && telemetry.metrics.port !== undefined
+      ? startMetricsServer({
+          metrics,
+          port: telemetry.metrics.port,
+          host: telemetry.metrics.host ?? config.server.host,
+        })
+      : undefined;
+  return { observability, tracing, routes, startServer };
+}
+
+async function createData(
+  config: AtriumConfig,
+  logger: Logger,
+  observability: Observability,
+): Promise<DataSource> {
   const tenants = config.tenants.map((t) => ({ id: t.id, data: t.data }));
   if (config.data.url) {
     return createPostgresDataSource({
@@ -77,12 +129,17 @@ async function createData(config: AtriumConfig, logger: Logger): Promise<DataSou
       rowRole: config.data.rowRole,
       onConnectionError: (error, purpose) =>
         logger.warn({ err: error.message, purpose }, 'idle PostgreSQL connection failed'),
+      onQuery: observability.onQuery('postgres'),
     });
   }
   if (config.mode === 'production') {
     logger.warn('DATABASE_URL is not set: serving embedded PGlite demo data');
   }
-  return createDemoData({ tenants, rowRole: config.data.rowRole });
+  return createDemoData({
+    tenants,
+    rowRole: config.data.rowRole,
+    onQuery: observability.onQuery('pglite'),
+  });
 }
 
 function createStore(config: AtriumConfig, logger: Logger): Store {
@@ -150,19 +207,23 @@ async function main(): Promise<void> {
   const bootLogger = createLogger({ level: readEnv().LOG_LEVEL ?? 'info' });
   const { config, modelServer, devKeys } = await loadConfiguration(bootLogger);
   const logger = createLogger({ level: config.logLevel });
+  const telemetry = createTelemetry(config, logger);
+  const { observability } = telemetry;
 
   const registry = createTenantRegistry({ tenants: config.tenants, plans: config.plans });
   const verifier = createTokenVerifier({
     ...config.auth,
     onJwksError: (error) => logger.warn({ err: error.message }, 'JWKS fetch failed'),
   });
-  const dataSource = await createData(config, logger);
+  const dataSource = await createData(config, logger, observability);
   const store = createStore(config, logger);
-  const onStoreError = (error: unknown, operation: string) =>
+  const onStoreError = (error: unknown, operation: string) => {
+    observability.onLimiterStoreError(error, operation);
     logger.warn(
       { err: (error as Error).message, operation },
       'store unavailable; limiter fallback',
     );
+  };
   const admission = createAdmissionControl({
     rateLimiter: createRateLimiter({ store, fallback: config.limits.fallback, onStoreError }),
     concurrency: createConcurrencyLimiter({
@@ -179,12 +240,15 @@ async function main(): Promise<void> {
         baseUrl: backend.url,
         timeoutMs: backend.timeoutMs,
         connections: backend.connections,
+        breaker: { onStateChange: observability.onBreakerStateChange(name) },
       }),
     ]),
   );
+  for (const [name, client] of clients) observability.watchBreaker(name, client.breaker);
   const predictor = createPredictor({
     clients: (name) => clients.get(name),
     microBatch: config.inference.microBatch,
+    onInfer: observability.onInfer,
   });
 
   const schema = createSchema();
@@ -193,19 +257,25 @@ async function main(): Promise<void> {
     ? await createPlaygroundFor(config, registry, devKeys, logger)
     : undefined;
 
+  const metricsServer = await telemetry.startServer();
+  if (metricsServer) {
+    logger.info({ url: `${metricsServer.url}${METRICS_PATH}` }, 'metrics listening');
+  }
   const gateway = createGateway({
     schema,
     schemaFor: variants.schemaFor,
     playground: playground?.page,
-    routes: { ...playground?.routes },
+    routes: { ...playground?.routes, ...telemetry.routes },
     production: config.production,
     drainTimeoutMs: config.server.drainTimeoutMs,
     bodyLimitBytes: config.server.bodyLimitBytes,
     baseDomain: config.server.baseDomain,
-    verifier,
+    verifier: observability.traceVerifier(verifier),
     registry,
-    admission,
-    plugins: [operationLimitsPlugin()],
+    admission: observability.instrumentAdmission(admission),
+    observer: observability.observer,
+    plugins: [observability.plugin, operationLimitsPlugin()],
+    onPredictionCacheLookup: observability.onPredictionCacheLookup,
     dataSource,
     predictor,
     predictionCache: store,
@@ -230,6 +300,8 @@ async function main(): Promise<void> {
     },
     onStopped: async () => {
       await Promise.allSettled([
+        metricsServer?.close(),
+        telemetry.tracing.shutdown(),
         dataSource.close(),
         store.close(),
         ...[...clients.values()].map((c) => c.close()),

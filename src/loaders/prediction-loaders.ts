@@ -24,6 +24,17 @@ export interface PredictionService {
   ): Promise<{ scores: number[]; modelVersion: string }>;
 }
 
+/** One prediction-cache lookup: a batch's MGET (for metrics). */
+export interface PredictionCacheEvent {
+  tenantId: string;
+  /** The tenant's logical model name. */
+  model: string;
+  hits: number;
+  misses: number;
+  /** The store did not answer; every row was scored without it. */
+  failed: boolean;
+}
+
 export interface PredictionLoadersOptions {
   tenant: Tenant;
   predictor: PredictionService;
@@ -31,6 +42,8 @@ export interface PredictionLoadersOptions {
   cache?: Pick<Store, 'mget' | 'msetWithTtl'> | undefined;
   cacheTtlSeconds: number;
   log?: Logger | undefined;
+  /** Told the outcome of every cache lookup; exceptions are swallowed. */
+  onCacheLookup?: ((event: PredictionCacheEvent) => void) | undefined;
 }
 
 export interface PredictionLoaders {
@@ -85,7 +98,7 @@ function parseCached(text: string | null | undefined): CachedScore | undefined {
  * infer call through the micro-batcher. Cache keys carry the tenant, model and version.
  */
 export function createPredictionLoaders(options: PredictionLoadersOptions): PredictionLoaders {
-  const { tenant, predictor, cache, cacheTtlSeconds, log } = options;
+  const { tenant, predictor, cache, cacheTtlSeconds, log, onCacheLookup } = options;
   const loaders = new Map<string, DataLoader<readonly number[], PredictionResult>>();
 
   async function batch(
@@ -98,10 +111,12 @@ export function createPredictionLoaders(options: PredictionLoadersOptions): Pred
       ? rows.map((row) => predictionKey(tenant.id, model.model, cacheVersion, inputHash(row)))
       : [];
     let hits: (string | null)[] = [];
+    let cacheFailed = false;
     if (cache) {
       try {
         hits = await cache.mget(keys);
       } catch (error) {
+        cacheFailed = true;
         // A store outage costs cache hits, never the answer.
         log?.warn(
           { err: (error as Error).message },
@@ -122,6 +137,19 @@ export function createPredictionLoaders(options: PredictionLoadersOptions): Pred
       );
     });
     const missing = results.flatMap((result, i) => (result === undefined ? [i] : []));
+    if (cache && onCacheLookup) {
+      try {
+        onCacheLookup({
+          tenantId: tenant.id,
+          model: name,
+          hits: rows.length - missing.length,
+          misses: missing.length,
+          failed: cacheFailed,
+        });
+      } catch {
+        // A metrics hook must never change a prediction.
+      }
+    }
     if (missing.length === 0) return results as PredictionResult[];
     try {
       const { scores, modelVersion } = await predictor.predict(

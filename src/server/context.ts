@@ -24,6 +24,8 @@ export interface ContextDependencies {
   /** Prediction cache (the store); omitted → every prediction goes to the model. */
   predictionCache?: PredictionLoadersOptions['cache'];
   cacheTtlSeconds: number;
+  /** Told the outcome of every prediction-cache lookup (metrics). */
+  onPredictionCacheLookup?: PredictionLoadersOptions['onCacheLookup'];
   modelReady: GatewayContext['modelReady'];
   logger: Logger;
 }
@@ -32,6 +34,8 @@ export interface RequestFacts {
   authorization: string | undefined;
   /** Tenant names from the host and the /t/{tenant} path, when present. */
   hints: readonly (string | undefined)[];
+  /** Told the verified tenant before limits run, so a refusal by limits is attributed to it. */
+  onTenant?: ((tenant: Tenant) => void) | undefined;
 }
 
 /** A request that passed auth, tenancy and limits. Its admission must be released at the end. */
@@ -53,6 +57,7 @@ export async function admitRequest(
   try {
     const principal = await deps.verifier.verifyAuthorizationHeader(facts.authorization);
     const tenant = resolveTenant({ principal, hints: facts.hints, registry: deps.registry });
+    facts.onTenant?.(tenant);
     const admission = await deps.admission.admit(tenant, principal);
     return { principal, tenant, admission };
   } catch (error) {
@@ -78,6 +83,7 @@ export function createRequestContext(
       cache: deps.predictionCache,
       cacheTtlSeconds: deps.cacheTtlSeconds,
       log,
+      onCacheLookup: deps.onPredictionCacheLookup,
     }),
     modelReady: deps.modelReady,
     dataSource: deps.dataSource,

@@ -10,6 +10,7 @@ import { checkDocumentTokens } from '../limits/operation-limits.js';
 import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
 import { parseBody, readBody } from './body.js';
 import { formatError } from './format-error.js';
+import { type RequestObservation, type RequestObserver } from './observability.js';
 import { type PersistedQueries, persistedQueryNotFound } from './persisted-queries.js';
 import { prefersHtml } from './playground.js';
 
@@ -27,6 +28,8 @@ export interface HttpHandlerOptions extends ContextDependencies {
   readiness: Readonly<Record<string, Probe>>;
   probeTimeoutMs?: number;
   logger: Logger;
+  /** Metrics, the per-request log line and the request span (server/observability.ts). */
+  observer?: RequestObserver | undefined;
   /**
    * Automatic persisted queries and trusted documents, resolved per tenant after admission.
    * Omitted → requests reach Apollo Server as sent (which refuses the APQ extension).
@@ -158,10 +161,30 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     pathTenant: string | undefined,
     requestId: string,
   ): Promise<void> {
+    const route = pathTenant === undefined ? '/graphql' : '/t/{tenant}/graphql';
+    const observation = options.observer?.start(req, res, requestId, route);
+    if (observation === undefined) return serveGraphql(req, res, url, pathTenant, requestId);
+    try {
+      await observation.run(() => serveGraphql(req, res, url, pathTenant, requestId, observation));
+    } catch (error) {
+      observation.fail(error);
+      throw error;
+    }
+  }
+
+  async function serveGraphql(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    pathTenant: string | undefined,
+    requestId: string,
+    observation?: RequestObservation,
+  ): Promise<void> {
     // Admission before the body is read: a refused request costs no parsing.
     const admitted = await admitRequest(options, {
       authorization: req.headers.authorization,
       hints: [pathTenant, tenantHintFromHost(req.headers.host, options.baseDomain)],
+      onTenant: observation?.onTenant,
     });
     try {
       const method = req.method ?? 'GET';
@@ -189,7 +212,11 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       const apollo = await options.apolloFor(admitted.tenant);
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method, headers: toHeaderMap(req), search, body },
-        context: () => Promise.resolve(createRequestContext(options, admitted, requestId)),
+        context: () => {
+          const context = createRequestContext(options, admitted, requestId);
+          observation?.bind(context);
+          return Promise.resolve(context);
+        },
       });
       await writeResponse(res, response, {
         ...admitted.admission.headers,

@@ -40,6 +40,8 @@ export interface TracingOptions {
    */
   processor?: 'batch' | 'simple' | undefined;
   exportDelayMs?: number | undefined;
+  /** Limit of one export, retries included. Default 10 s. */
+  exportTimeoutMs?: number | undefined;
   /** Share of new root traces recorded (0..1). A sampled incoming parent is always followed. */
   sampleRatio?: number | undefined;
 }
@@ -59,9 +61,9 @@ export interface Tracing {
   active(): Context;
   /** Runs `fn` with `context` active. */
   with<T>(context: Context, fn: () => T): T;
-  /** Exports what is buffered. */
+  /** Exports what is buffered; rejects when the export fails. */
   forceFlush(): Promise<void>;
-  /** Flushes and stops exporting. */
+  /** Flushes and stops exporting. Never rejects: a collector outage must not fail a shutdown. */
   shutdown(): Promise<void>;
 }
 
@@ -117,10 +119,11 @@ export function createTracing(options: TracingOptions): Tracing {
       ? new OTLPTraceExporter({
           url: options.otlpTracesUrl,
           headers: { ...options.headers },
-          timeoutMillis: DEFAULT_EXPORT_TIMEOUT_MS,
+          timeoutMillis: options.exportTimeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS,
         })
       : undefined);
   if (exporter === undefined) return NOOP_TRACING;
+  const exportTimeoutMs = options.exportTimeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS;
   const ratio = options.sampleRatio ?? 1;
   if (!(ratio >= 0 && ratio <= 1)) {
     throw new TypeError(`createTracing: sampleRatio must be in [0, 1], got ${ratio}`);
@@ -130,7 +133,7 @@ export function createTracing(options: TracingOptions): Tracing {
       ? new SimpleSpanProcessor(exporter)
       : new BatchSpanProcessor(exporter, {
           scheduledDelayMillis: options.exportDelayMs ?? DEFAULT_EXPORT_DELAY_MS,
-          exportTimeoutMillis: DEFAULT_EXPORT_TIMEOUT_MS,
+          exportTimeoutMillis: exportTimeoutMs,
         });
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({
@@ -156,7 +159,7 @@ export function createTracing(options: TracingOptions): Tracing {
     with: (context, fn) => store.run(context, fn),
     forceFlush: () => provider.forceFlush(),
     shutdown() {
-      stopped ??= provider.shutdown();
+      stopped ??= provider.shutdown().catch(() => undefined);
       return stopped;
     },
   };

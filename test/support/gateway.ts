@@ -1,3 +1,4 @@
+import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type z } from 'zod';
 import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verify-token.js';
 import { type DataSource } from '../../src/backends/data/types.js';
@@ -14,8 +15,9 @@ import { type PredictionService } from '../../src/loaders/prediction-loaders.js'
 import { createGateway, type Gateway } from '../../src/server/gateway.js';
 import { type Probe } from '../../src/server/http-handler.js';
 import { type PersistedQueries } from '../../src/server/persisted-queries.js';
+import { type Observability } from '../../src/server/observability.js';
 import { type Store } from '../../src/store/types.js';
-import { createLogger } from '../../src/telemetry/logger.js';
+import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 import { createTenantRegistry, type TenantRegistry } from '../../src/tenancy/registry.js';
 import { TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './tokens.js';
 
@@ -33,6 +35,12 @@ export interface TestGatewayOptions {
   baseDomain?: string;
   readiness?: Record<string, Probe>;
   modelReady?: (backend: string, model: string, version?: string) => Promise<boolean>;
+  /** Metrics, request logs and spans, wired as src/main.ts wires them. */
+  observability?: Observability;
+  /** Extra HTTP routes (e.g. `/metrics`). */
+  routes?: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>;
+  /** The gateway's logger; default silent. */
+  logger?: Logger;
   /** APQ and trusted documents per tenant (as in src/main.ts); omitted → off. */
   persistedQueries?: PersistedQueries;
   /** Per-tenant schema variants from `@feature` (as in src/main.ts). Default true. */
@@ -101,23 +109,33 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     plans: DEFAULT_PLANS,
   });
   const schema = createSchema();
+  const { observability } = options;
   const gateway = createGateway({
     schema,
     schemaFor: options.variants === false ? undefined : createSchemaVariants(schema).schemaFor,
     production: true,
     drainTimeoutMs: 2_000,
-    verifier,
+    verifier: observability ? observability.traceVerifier(verifier) : verifier,
     registry,
-    admission: options.admission ?? admitAll,
-    plugins:
-      options.operationLimits === false ? [] : [operationLimitsPlugin(options.operationLimits)],
+    admission: observability
+      ? observability.instrumentAdmission(options.admission ?? admitAll)
+      : (options.admission ?? admitAll),
+    observer: observability?.observer,
+    plugins: [
+      ...(observability ? [observability.plugin] : []),
+      ...(options.operationLimits === false
+        ? []
+        : [operationLimitsPlugin(options.operationLimits)]),
+    ],
+    onPredictionCacheLookup: observability?.onPredictionCacheLookup,
+    routes: options.routes,
     dataSource: options.dataSource,
     predictor: options.predictor ?? noPredictions,
     predictionCache: options.predictionCache,
     cacheTtlSeconds: options.cacheTtlSeconds ?? 0,
     persistedQueries: options.persistedQueries,
     modelReady: options.modelReady ?? (() => Promise.resolve(false)),
-    logger: createLogger({ level: 'silent' }),
+    logger: options.logger ?? createLogger({ level: 'silent' }),
     bodyLimitBytes: 1024 * 1024,
     baseDomain: options.baseDomain,
     readiness: options.readiness ?? {},

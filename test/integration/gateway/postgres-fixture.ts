@@ -26,7 +26,12 @@ export interface PostgresFixture {
  * behind a real PostgreSQL DataSource. Names carry a per-run suffix; cleanup drops everything.
  */
 export async function createPostgresFixture(
-  options: { poolMax?: number; seed?: SeedOptions } = {},
+  options: {
+    poolMax?: number;
+    seed?: SeedOptions;
+    /** Also told every data statement (e.g. the gateway's metrics and spans). */
+    onQuery?: (event: QueryEvent) => void;
+  } = {},
 ): Promise<PostgresFixture> {
   const run = uniqueSuffix();
   const rowSchema = `atrium_shared_${run}`;
@@ -48,7 +53,10 @@ export async function createPostgresFixture(
     statementTimeoutMs: 5_000,
     rowRole,
     rowSchema,
-    onQuery: (event) => events.push(event),
+    onQuery: (event) => {
+      events.push(event);
+      options.onQuery?.(event);
+    },
   });
   for (const tenant of Object.values(tenants)) {
     await dataSource.withSession(tenant, async (session) => {
