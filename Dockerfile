@@ -1,0 +1,67 @@
+# syntax=docker/dockerfile:1
+#
+# Atrium gateway and the reference model server, one multi-stage build:
+#
+#   docker build -t atrium .                                   # the gateway (default target)
+#   docker build -t atrium-model-server --target model-server .
+#
+# The runtime images hold production dependencies only, run as the unprivileged `node` user
+# (uid 1000) and need no writable path but /tmp (tsx's transform cache), so they run with a
+# read-only root filesystem.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS base
+WORKDIR /app
+ENV NODE_ENV=production \
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_AUDIT=false
+
+# Every dependency, dev included: code generation, the playground bundle and model training
+# run in the build stage. Scripts are off (as in .npmrc, onnxruntime-node needs no download:
+# its CPU binaries ship in the package); `prepare` would need sources not copied yet.
+FROM base AS deps
+COPY package.json package-lock.json .npmrc ./
+RUN --mount=type=cache,target=/root/.npm \
+    NODE_ENV=development npm ci --ignore-scripts
+
+FROM deps AS build
+COPY . .
+# Generated resolver types: tsx runs the TypeScript sources as they are, and with
+# verbatimModuleSyntax an `import { type X }` still loads its module, so the file must exist.
+# Then the offline GraphiQL bundle and the ONNX models (trained on seeded synthetic data: nothing
+# is downloaded). Type checks and tests belong to CI (`npm test`), not to the image.
+RUN npm run -s codegen \
+ && npm run -s build:playground \
+ && npm run -s models:build \
+ && npm prune --omit=dev --ignore-scripts
+
+FROM base AS runtime
+COPY --from=build /app/package.json /app/package-lock.json /app/tsconfig.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/src ./src
+COPY --from=build /app/schema ./schema
+COPY --from=build /app/scripts ./scripts
+COPY --from=build /app/services ./services
+# The built playground only: without its sources it is served as is, never rebuilt.
+COPY --from=build /app/playground/build.ts ./playground/build.ts
+COPY --from=build /app/playground/dist ./playground/dist
+USER node
+# Node is PID 1 and handles SIGTERM itself (drain, then exit); npm would not forward it.
+STOPSIGNAL SIGTERM
+
+FROM runtime AS model-server
+EXPOSE 8001
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8001/v2/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "--import", "tsx", "services/model-server/src/main.ts", "--host", "0.0.0.0", "--port", "8001"]
+
+# The default target: the gateway. Production mode needs ATRIUM_CONFIG (see atrium.example.yaml).
+FROM runtime AS gateway
+ENV HOST=0.0.0.0 \
+    PORT=4000
+EXPOSE 4000 9464
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "--import", "tsx", "src/main.ts"]
