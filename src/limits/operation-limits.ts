@@ -170,6 +170,15 @@ export function operationLimitsPlugin<TContext extends OperationLimitsContext>(
           check('tokens', countTokens(source ?? '', limits.tokens), limits.tokens);
           checkShape(contextValue, document, request.operationName);
           if (!operation) return;
+          // graphql-js 16 only notices a missing root type at execution, as an uncoded error
+          // (masked as a 500); refuse it here as the client's mistake.
+          if (!schema.getRootType(operation.operation)) {
+            throw new GatewayError(
+              'BAD_USER_INPUT',
+              `This API has no ${operation.operation} operations.`,
+              { request: true, extensions: { reason: 'OPERATION_NOT_SUPPORTED' } },
+            );
+          }
           const cost = operationCost(document, operation, {
             schema,
             variables: request.variables,

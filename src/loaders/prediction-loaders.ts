@@ -68,7 +68,8 @@ export function inputHash(row: readonly number[]): string {
 }
 
 function modelOf(tenant: Tenant, name: string): TenantModelConfig {
-  const model = tenant.models[name];
+  // Own keys only: a model named `__proto__` or `constructor` must not find Object's.
+  const model = Object.hasOwn(tenant.models, name) ? tenant.models[name] : undefined;
   if (!model) {
     throw new GatewayError('FORBIDDEN', `The model "${name}" is not configured for this tenant.`);
   }

@@ -12,10 +12,18 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw tooLarge(limit);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    // The client went away mid-body (ECONNRESET "aborted"): its mistake, not ours to log.
+    throw new GatewayError('BAD_USER_INPUT', 'The request body was not received completely.', {
+      extensions: { reason: 'BODY_INCOMPLETE' },
+    });
   }
   try {
     return decoder.decode(Buffer.concat(chunks, size));

@@ -63,6 +63,32 @@ const logUnexpectedErrors: ApolloServerPlugin<GatewayContext> = {
   },
 };
 
+/** The coded body of an answer Node's HTTP layer gives without our handler. */
+function protocolErrorBody(reason: string): string {
+  return JSON.stringify({
+    errors: [
+      { message: `${reason}.`, extensions: { code: 'BAD_USER_INPUT', reason: 'MALFORMED_HTTP' } },
+    ],
+  });
+}
+
+/** A complete raw HTTP answer with a coded body, for sockets no handler of ours owns. */
+function rawErrorResponse(status: number, reason: string, extra = ''): string {
+  const body = protocolErrorBody(reason);
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n${extra}` +
+    `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}
+
+/** The answer to a request Node's parser refused (431 for oversized headers). */
+function clientErrorResponse(code: string | undefined): string {
+  if (code === 'HPE_HEADER_OVERFLOW')
+    return rawErrorResponse(431, 'Request Header Fields Too Large');
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return rawErrorResponse(408, 'Request Timeout');
+  return rawErrorResponse(400, 'Bad Request');
+}
+
 export function createGateway(options: GatewayOptions): Gateway {
   const httpServer = createServer({
     requestTimeout: 30_000,
@@ -119,10 +145,27 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
     void handle(req, res);
   });
-  // A malformed request line or header never reaches the handler; answer it and move on.
-  httpServer.on('clientError', (_error, socket: Socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  // A malformed request line or header never reaches the handler; answer it (coded, like every
+  // other refusal) and move on.
+  httpServer.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (socket.writable) socket.end(clientErrorResponse(error.code));
     else socket.destroy();
+  });
+
+  // CONNECT (proxying) is not served; without a listener Node would drop the socket silently.
+  httpServer.on('connect', (_req, socket: Socket) => {
+    socket.end(rawErrorResponse(405, 'Method Not Allowed', 'Allow: GET, POST\r\n'));
+  });
+
+  // Node answers an unknown `Expect` with a bare 417; give it the same coded body.
+  httpServer.on('checkExpectation', (_req, res) => {
+    const body = protocolErrorBody('Expectation Failed');
+    res.writeHead(417, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(body);
   });
 
   let stopping: Promise<void> | undefined;

@@ -20,7 +20,8 @@ export const inferenceQuery: Pick<NonNullable<Resolvers['Query']>, 'models' | 'p
     if (!principal.scopes.includes(PREDICT_SCOPE)) {
       throw new GatewayError('FORBIDDEN', `predict requires the "${PREDICT_SCOPE}" scope.`);
     }
-    const model = tenant.models[name];
+    // Own keys only: a model named `__proto__` or `constructor` must not find Object's.
+    const model = Object.hasOwn(tenant.models, name) ? tenant.models[name] : undefined;
     if (!model) {
       throw new GatewayError('BAD_USER_INPUT', `Unknown model "${name}" for this tenant.`, {
         extensions: { argument: 'model' },
