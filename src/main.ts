@@ -9,6 +9,7 @@ import { createPostgresDataSource } from './backends/data/postgres.js';
 import { type DataSource } from './backends/data/types.js';
 import { createOipClient, type OipClient } from './backends/inference/oip-client.js';
 import { createPredictor } from './backends/inference/predictor.js';
+import { onShutdownRequest, startWorkers } from './cluster.js';
 import { buildDemoConfig } from './config/demo.js';
 import {
   applyEnv,
@@ -25,13 +26,16 @@ import { createAdmissionControl } from './limits/admission.js';
 import { createConcurrencyLimiter } from './limits/concurrency.js';
 import { operationLimitsPlugin } from './limits/operation-limits.js';
 import { createRateLimiter } from './limits/rate-limit.js';
+import { createAdminRoute } from './server/admin.js';
 import { createGateway } from './server/gateway.js';
+import { createPersistedQueries } from './server/persisted-queries.js';
 import { createPlayground, type Playground } from './server/playground.js';
 import { createMemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-client.js';
 import { createRedisStore } from './store/redis-store.js';
 import { type Store } from './store/types.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
+import { createLiveTenantConfig, createTenantConfigAdmin } from './tenancy/live-config.js';
 import { createGatewayMetrics } from './telemetry/metrics.js';
 import {
   createMetricsHandler,
@@ -203,8 +207,53 @@ async function createPlaygroundFor(
   });
 }
 
+/**
+ * With `server.workers` > 1 this process forks the gateway workers and only supervises them
+ * (src/cluster.ts). Demo mode stays one process: its memory store and model server are per
+ * process.
+ */
+function startProcesses(logger: Logger): 'primary' | 'gateway' {
+  const env = readEnv();
+  if (!env.ATRIUM_CONFIG) return 'gateway';
+  const { server } = loadConfigFile(env);
+  return startWorkers({
+    workers: server.workers,
+    logger,
+    shutdownTimeoutMs: server.drainTimeoutMs + 5_000,
+  });
+}
+
+/** The admin endpoint, when an operator tenant is configured (off otherwise). */
+function createAdminRoutes(
+  config: AtriumConfig,
+  deps: Pick<Parameters<typeof createAdminRoute>[0], 'verifier' | 'registry' | 'logger'> & {
+    store: Store;
+  },
+): Record<string, ReturnType<typeof createAdminRoute>> {
+  const { tenant, scope } = config.admin;
+  if (tenant === undefined) return {};
+  if (deps.registry.get(tenant) !== undefined) {
+    throw new ConfigError(`admin.tenant: ${tenant} is a served tenant; use an operator-only id`);
+  }
+  const tenants = createTenantConfigAdmin({
+    store: deps.store,
+    plans: config.plans,
+    reservedIds: [tenant],
+  });
+  const route = createAdminRoute({
+    ...deps,
+    tenants,
+    documents: deps.store,
+    adminTenant: tenant,
+    scope,
+    bodyLimitBytes: config.server.bodyLimitBytes,
+  });
+  return { '/admin/*': route };
+}
+
 async function main(): Promise<void> {
   const bootLogger = createLogger({ level: readEnv().LOG_LEVEL ?? 'info' });
+  if (startProcesses(bootLogger) === 'primary') return;
   const { config, modelServer, devKeys } = await loadConfiguration(bootLogger);
   const logger = createLogger({ level: config.logLevel });
   const telemetry = createTelemetry(config, logger);
@@ -224,6 +273,22 @@ async function main(): Promise<void> {
       'store unavailable; limiter fallback',
     );
   };
+  const persistedQueries = createPersistedQueries({
+    store,
+    enabled: config.persistedQueries.enabled,
+    ttlSeconds: config.persistedQueries.ttlSeconds,
+    onStoreError: (error, operation) =>
+      logger.warn({ err: (error as Error).message, operation }, 'store unavailable; APQ miss'),
+  });
+  // Run-time tenant changes from the store (admin CLI/endpoint), on every replica.
+  const liveConfig = createLiveTenantConfig({
+    store,
+    registry,
+    baseTenants: config.tenants,
+    pollIntervalMs: config.liveConfig.pollIntervalMs,
+    log: logger,
+  });
+  const adminRoutes = createAdminRoutes(config, { verifier, registry, logger, store });
   const admission = createAdmissionControl({
     rateLimiter: createRateLimiter({ store, fallback: config.limits.fallback, onStoreError }),
     concurrency: createConcurrencyLimiter({
@@ -265,7 +330,8 @@ async function main(): Promise<void> {
     schema,
     schemaFor: variants.schemaFor,
     playground: playground?.page,
-    routes: { ...playground?.routes, ...telemetry.routes },
+    routes: { ...playground?.routes, ...telemetry.routes, ...adminRoutes },
+    persistedQueries,
     production: config.production,
     drainTimeoutMs: config.server.drainTimeoutMs,
     bodyLimitBytes: config.server.bodyLimitBytes,
@@ -299,6 +365,7 @@ async function main(): Promise<void> {
       ),
     },
     onStopped: async () => {
+      await liveConfig.stop();
       await Promise.allSettled([
         metricsServer?.close(),
         telemetry.tracing.shutdown(),
@@ -311,6 +378,7 @@ async function main(): Promise<void> {
   });
 
   await verifier.ready();
+  await liveConfig.start();
   const url = await gateway.listen(config.server.port, config.server.host);
   logger.info({ url, mode: config.mode, tenants: registry.list().length }, 'Atrium is listening');
 
@@ -354,6 +422,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // A cluster worker drains when the primary asks (it may have had the signal itself already).
+  onShutdownRequest(() => {
+    if (signals === 0) shutdown('primary');
+  });
   process.on('unhandledRejection', (reason) =>
     logger.error({ err: reason }, 'unhandled rejection'),
   );

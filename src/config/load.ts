@@ -19,6 +19,8 @@ export interface AtriumEnv {
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string | undefined;
   OTEL_SERVICE_NAME?: string | undefined;
+  /** Gateway worker processes (`server.workers`): a number or `auto`. */
+  ATRIUM_WORKERS?: string | undefined;
 }
 
 export interface AtriumConfig extends ConfigFile {
@@ -70,6 +72,21 @@ export function readConfigFile(path: string): unknown {
   }
 }
 
+function workersFromEnv(
+  value: string | undefined,
+  fallback: ConfigFile['server']['workers'],
+): ConfigFile['server']['workers'] {
+  if (value === undefined || value === '') return fallback;
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) {
+    throw new ConfigError(
+      `ATRIUM_WORKERS must be a number from 1 to 256 or "auto"; found ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
+
 function intFromEnv(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
@@ -99,6 +116,7 @@ export function applyEnv(
       ...file.server,
       host: env.HOST ?? file.server.host,
       port: intFromEnv('PORT', env.PORT, file.server.port),
+      workers: workersFromEnv(env.ATRIUM_WORKERS, file.server.workers),
     },
     data: { ...file.data, url: env.DATABASE_URL || file.data.url },
     redis: {
@@ -166,6 +184,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): AtriumEnv {
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     OTEL_SERVICE_NAME,
+    ATRIUM_WORKERS,
   } = source;
   return {
     ATRIUM_CONFIG,
@@ -181,6 +200,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): AtriumEnv {
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     OTEL_SERVICE_NAME,
+    ATRIUM_WORKERS,
   };
 }
 

@@ -1,8 +1,3 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { type Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRateLimiter } from '../../../src/limits/rate-limit.js';
@@ -17,68 +12,18 @@ import {
 import { createRedisClient, waitForRedis } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
 import { type Store } from '../../../src/store/types.js';
-import {
-  describeStoreContract,
-  eventually,
-  uniqueTenant,
-} from '../../unit/store/store-contract.js';
-import { freePort, startRedisServer, type RedisServer } from './redis-process.js';
+import { startRedisCluster, type RedisClusterProcesses } from '../../support/redis-cluster.js';
+import { describeStoreContract, uniqueTenant } from '../../unit/store/store-contract.js';
 
-const run = promisify(execFile);
-
-/** A throwaway 3-master Redis Cluster on free loopback ports, config files in a temp dir. */
-const cluster = {
-  dir: '',
-  servers: [] as RedisServer[],
-  nodes: [] as string[],
-};
+/** A throwaway 3-master Redis Cluster on free loopback ports (test/support/redis-cluster.ts). */
+let cluster: RedisClusterProcesses;
 
 async function startCluster(): Promise<void> {
-  cluster.dir = await mkdtemp(join(tmpdir(), 'atrium-cluster-'));
-  const ports = new Set<number>();
-  while (ports.size < 6) ports.add(await freePort());
-  const [p1, b1, p2, b2, p3, b3] = [...ports] as [number, number, number, number, number, number];
-  for (const [port, busPort] of [
-    [p1, b1],
-    [p2, b2],
-    [p3, b3],
-  ] as const) {
-    cluster.servers.push(
-      await startRedisServer(port, [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-port',
-        String(busPort),
-        '--cluster-config-file',
-        join(cluster.dir, `nodes-${port}.conf`),
-        '--cluster-node-timeout',
-        '2000',
-        '--dir',
-        cluster.dir,
-      ]),
-    );
-    cluster.nodes.push(`127.0.0.1:${port}`);
-  }
-  await run(
-    'redis-cli',
-    ['--cluster', 'create', ...cluster.nodes, '--cluster-replicas', '0', '--cluster-yes'],
-    {
-      timeout: 20_000,
-    },
-  );
-  // Every node must agree the cluster is whole before a client can route.
-  await eventually(async () => {
-    for (const node of cluster.nodes) {
-      const port = node.split(':')[1] as string;
-      const { stdout } = await run('redis-cli', ['-p', port, 'cluster', 'info']);
-      expect(stdout).toContain('cluster_state:ok');
-    }
-  }, 15_000);
+  cluster = await startRedisCluster(3);
 }
 
 async function stopCluster(): Promise<void> {
-  await Promise.all(cluster.servers.map((server) => server.kill()));
-  if (cluster.dir !== '') await rm(cluster.dir, { recursive: true, force: true });
+  await cluster?.stop();
 }
 
 describe('Redis Cluster (3 masters, own processes)', () => {
@@ -87,7 +32,7 @@ describe('Redis Cluster (3 masters, own processes)', () => {
 
   async function connect(): Promise<Cluster> {
     const client = createRedisClient(
-      { clusterNodes: cluster.nodes },
+      { clusterNodes: [...cluster.nodes] },
       { commandTimeoutMs: 2_000 },
     ) as Cluster;
     await waitForRedis(client, 10_000);
