@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConcurrencyLimiter } from '../../../src/limits/concurrency.js';
 import { createRateLimiter } from '../../../src/limits/rate-limit.js';
 import { isStoreError } from '../../../src/store/errors.js';
-import { concurrencyKey, persistedQueryKey, rateLimitKey } from '../../../src/store/keys.js';
+import {
+  concurrencyKey,
+  persistedQueryKey,
+  rateLimitKey,
+  tenantKey,
+} from '../../../src/store/keys.js';
 import { createRedisClient, waitForRedis } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
 import { type Store } from '../../../src/store/types.js';
@@ -44,6 +49,9 @@ function everyOperation(store: Store, tenant: string): Record<string, () => Prom
     set: () => store.set(key, 'v', { ttlSeconds: 60 }),
     msetWithTtl: () => store.msetWithTtl([{ key, value: 'v' }], 60),
     del: () => store.del(key),
+    sadd: () => store.sadd(tenantKey(tenant, 'set'), ['m']),
+    srem: () => store.srem(tenantKey(tenant, 'set'), ['m']),
+    smembers: () => store.smembers(tenantKey(tenant, 'set')),
     rateLimit: () => store.rateLimit(rateLimitKey(tenant), { perSecond: 10, burst: 10 }),
     acquireLease: () =>
       store.acquireLease(concurrencyKey(tenant), { leaseId: 'x', limit: 5, ttlMs: 1000 }),
