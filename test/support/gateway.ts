@@ -45,6 +45,8 @@ export interface TestGatewayOptions {
   persistedQueries?: PersistedQueries;
   /** Per-tenant schema variants from `@feature` (as in src/main.ts). Default true. */
   variants?: boolean;
+  /** The token verifier; default an ES256 verifier that trusts `signer`'s key only. */
+  verifier?: TokenVerifier;
   /** The plan operation limits plugin (as in src/main.ts); `false` turns it off. Default on. */
   operationLimits?: OperationLimitsOptions | false;
 }
@@ -91,19 +93,21 @@ export const noPredictions: PredictionService = {
  * the test's own data source and key. The composition mirrors src/main.ts.
  */
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
-  const verifier = createTokenVerifier({
-    issuer: TEST_ISSUER,
-    audience: TEST_AUDIENCE,
-    algorithms: ['ES256'],
-    keys: [
-      {
-        kid: options.signer.kid,
-        alg: 'ES256',
-        jwk: options.signer.publicJwk as Record<string, unknown>,
-      },
-    ],
-    clockToleranceSeconds: 0,
-  });
+  const verifier =
+    options.verifier ??
+    createTokenVerifier({
+      issuer: TEST_ISSUER,
+      audience: TEST_AUDIENCE,
+      algorithms: ['ES256'],
+      keys: [
+        {
+          kid: options.signer.kid,
+          alg: 'ES256',
+          jwk: options.signer.publicJwk as Record<string, unknown>,
+        },
+      ],
+      clockToleranceSeconds: 0,
+    });
   const registry = createTenantRegistry({
     tenants: options.tenants.map((t) => tenantSchema.parse({ displayName: t.id, ...t })),
     plans: DEFAULT_PLANS,
