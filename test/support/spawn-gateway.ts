@@ -18,6 +18,8 @@ export interface SpawnedGateway {
 export interface SpawnGatewayOptions {
   /** Extra environment (ATRIUM_CONFIG, REDIS_URL, …). PORT defaults to 0, ATRIUM_HOME to a temp dir. */
   env?: Record<string, string>;
+  /** Extra Node.js options before the entry point (e.g. `--cpu-prof`, not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[];
   timeoutMs?: number;
 }
 
@@ -27,7 +29,7 @@ export interface SpawnGatewayOptions {
  */
 export async function spawnGateway(options: SpawnGatewayOptions = {}): Promise<SpawnedGateway> {
   const home = options.env?.ATRIUM_HOME ?? mkdtempSync(join(tmpdir(), 'atrium-home-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ATRIUM_HOME: home, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

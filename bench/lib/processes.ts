@@ -1,0 +1,173 @@
+/**
+ * The processes a benchmark measures: the real gateway (`node --import tsx src/main.ts`, as
+ * `npm start` runs it, with a config file) and the baseline servers under bench/servers/. Every
+ * server runs in its own process, apart from the load generator and from this orchestrator.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnGateway } from '../../test/support/spawn-gateway.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const OUTPUT_TAIL = 16 * 1024;
+
+/** A server under test. */
+export interface ServerProcess {
+  name: string;
+  /** Base URL, e.g. http://127.0.0.1:40123. */
+  url: string;
+  pid: number;
+  /** From spawn to "listening". */
+  startupMs: number;
+  /** What the process wrote so far (start-up diagnostics). */
+  output(): string;
+  /** SIGTERM, wait for exit (SIGKILL after a grace period). */
+  stop(): Promise<void>;
+}
+
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** CPU time (user + system) a process has used so far, in seconds, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) / ticksPerSecond();
+}
+
+/** Resident set size of a process in bytes (VmRSS of /proc/<pid>/status). */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (!match?.[1]) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+export interface AtriumProcessOptions {
+  name: string;
+  /** The config file's content (written as JSON). */
+  config: unknown;
+  /** Where to write the config file. */
+  dir: string;
+  databaseUrl: string;
+  /** Empty string: the in-process memory store. */
+  redisUrl: string;
+  /** Extra Node.js options for the gateway process (e.g. --cpu-prof). */
+  nodeOptions?: string[] | undefined;
+  timeoutMs?: number | undefined;
+}
+
+/**
+ * Starts the real gateway with a config file, NODE_ENV=production and the default log level
+ * (info), exactly as an operator would: `ATRIUM_CONFIG=… DATABASE_URL=… REDIS_URL=… npm start`.
+ */
+export async function startAtrium(options: AtriumProcessOptions): Promise<ServerProcess> {
+  await mkdir(options.dir, { recursive: true });
+  const configPath = join(options.dir, `${options.name}.config.json`);
+  await writeFile(configPath, JSON.stringify(options.config));
+  const started = performance.now();
+  const gateway = await spawnGateway({
+    env: {
+      ATRIUM_CONFIG: configPath,
+      NODE_ENV: 'production',
+      DATABASE_URL: options.databaseUrl,
+      REDIS_URL: options.redisUrl,
+      REDIS_CLUSTER_NODES: '',
+    },
+    nodeArgs: options.nodeOptions,
+    timeoutMs: options.timeoutMs ?? 120_000,
+  });
+  const startupMs = performance.now() - started;
+  const pid = gateway.process.pid;
+  if (pid === undefined) throw new Error(`${options.name}: no pid`);
+  // The gateway logs every request at info (its default level, kept: that is production). Keep
+  // draining its pipes, but only a tail of them, or this process would hold every log line.
+  let tail = gateway.output().slice(-OUTPUT_TAIL);
+  const keep = (chunk: Buffer) => {
+    tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL);
+  };
+  for (const stream of [gateway.process.stdout, gateway.process.stderr]) {
+    stream?.removeAllListeners('data');
+    stream?.on('data', keep);
+  }
+  return {
+    name: options.name,
+    url: gateway.url,
+    pid,
+    startupMs,
+    output: () => tail,
+    async stop() {
+      await gateway.stop(20_000);
+    },
+  };
+}
+
+function waitForExit(child: ChildProcess, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Starts one of bench/servers/*.ts (a baseline) with the same runtime as the gateway
+ * (`node --import tsx`, NODE_ENV=production); it prints `listening <url>` when ready.
+ */
+export async function startScript(name: string, script: string): Promise<ServerProcess> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script)], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'production', PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start within 60 s:\n${output}`));
+    }, 60_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      const match = /^listening (http:\/\/\S+)$/m.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1].replace(/\/$/, ''));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before listening:\n${output}`));
+    });
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${name}: no pid`);
+  return {
+    name,
+    url,
+    pid,
+    startupMs: performance.now() - started,
+    output: () => output,
+    stop: () => waitForExit(child, 10_000),
+  };
+}

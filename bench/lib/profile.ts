@@ -1,0 +1,208 @@
+/**
+ * Summarises a V8 CPU profile (`node --cpu-prof`): self time by area (package, src/ folder,
+ * Node.js internals, GC) and the top frames, over the part of the run that was measured.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type BenchContext, type Target } from './context.js';
+import { runLoad } from './load.js';
+import { type AtriumProcessOptions, ROOT, startAtrium } from './processes.js';
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileSummary {
+  file: string;
+  /** Sampled milliseconds in the window, idle included. */
+  windowMs: number;
+  /** Share of the window the thread was idle (waiting for I/O). */
+  idlePercent: number;
+  /** Self time by area, as a share of the busy (non-idle) time. */
+  areas: { area: string; percent: number }[];
+  /** Top frames by self time, as a share of the busy time. */
+  frames: { frame: string; percent: number }[];
+}
+
+function shortUrl(url: string): string {
+  const local = url.replace(/^file:\/\//, '');
+  if (local.startsWith(ROOT)) return local.slice(ROOT.length).replace(/^\//, '');
+  return url;
+}
+
+function areaOf(frame: CallFrame): string {
+  const { url, functionName } = frame;
+  if (url === '') {
+    if (functionName === '(garbage collector)') return 'GC';
+    if (functionName === '(idle)') return '(idle)';
+    if (functionName === '(program)') return '(program: native, unattributed)';
+    return `native: ${functionName || '(anonymous)'}`;
+  }
+  if (url.startsWith('node:')) {
+    const parts = url.slice(5).split('/');
+    return `node:${parts[0] === 'internal' ? `internal/${parts[1] ?? ''}` : (parts[0] ?? '')}`;
+  }
+  const path = shortUrl(url);
+  const modules = path.lastIndexOf('node_modules/');
+  if (modules >= 0) {
+    const rest = path.slice(modules + 'node_modules/'.length).split('/');
+    return rest[0]?.startsWith('@') ? `${rest[0]}/${rest[1] ?? ''}` : (rest[0] ?? path);
+  }
+  const parts = path.split('/');
+  if (parts[0] === 'src' && parts.length > 2) return `src/${parts[1] ?? ''}`;
+  return path;
+}
+
+/**
+ * Reads the newest .cpuprofile in `dir` and summarises samples taken `skipMs` or more after the
+ * profile started (the start-up of the process is not what a load profile is about).
+ */
+export async function summarizeProfile(dir: string, skipMs = 0, top = 15): Promise<ProfileSummary> {
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (others are
+  // workers, e.g. the ESM loader thread of tsx).
+  const files = (await readdir(dir)).filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f)).sort();
+  const file = files[files.length - 1];
+  if (!file) throw new Error(`no .cpuprofile in ${dir}`);
+  const profile = JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const selfByNode = new Map<number, number>();
+  let elapsed = 0;
+  let windowUs = 0;
+  for (let i = 0; i < profile.samples.length; i += 1) {
+    const delta = profile.timeDeltas[i] ?? 0;
+    elapsed += delta;
+    if (elapsed / 1000 < skipMs) continue;
+    windowUs += delta;
+    const id = profile.samples[i] as number;
+    selfByNode.set(id, (selfByNode.get(id) ?? 0) + delta);
+  }
+  const areas = new Map<string, number>();
+  const frames = new Map<string, number>();
+  let idleUs = 0;
+  for (const [id, us] of selfByNode) {
+    const frame = byId.get(id);
+    if (!frame) continue;
+    const area = areaOf(frame);
+    if (area === '(idle)') {
+      idleUs += us;
+      continue;
+    }
+    areas.set(area, (areas.get(area) ?? 0) + us);
+    const where = frame.url ? ` ${shortUrl(frame.url)}:${frame.lineNumber + 1}` : '';
+    const key = `${frame.functionName || '(anonymous)'}${where}`;
+    frames.set(key, (frames.get(key) ?? 0) + us);
+  }
+  const busy = Math.max(1, windowUs - idleUs);
+  const pct = (us: number) => Math.round((us / busy) * 1000) / 10;
+  return {
+    file: shortUrl(join(dir, file)),
+    windowMs: Math.round(windowUs / 1000),
+    idlePercent: Math.round((idleUs / Math.max(1, windowUs)) * 1000) / 10,
+    areas: [...areas]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([area, us]) => ({ area, percent: pct(us) })),
+    frames: [...frames]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([frame, us]) => ({ frame, percent: pct(us) })),
+  };
+}
+
+/** A few lines for the console and BENCHMARKS.md. */
+export function describeProfile(
+  summary: ProfileSummary | undefined,
+  areas = 8,
+  frames = 8,
+): string[] {
+  if (summary === undefined) return ['no CPU profile (Node.js did not write one)'];
+  return [
+    `profile ${summary.file}: ${summary.windowMs} ms sampled, ${summary.idlePercent}% idle`,
+    `self time by area: ${summary.areas
+      .slice(0, areas)
+      .map((a) => `${a.area} ${a.percent}%`)
+      .join(', ')}`,
+    `top frames: ${summary.frames
+      .slice(0, frames)
+      .map((f) => `${f.frame} ${f.percent}%`)
+      .join('; ')}`,
+  ];
+}
+
+/**
+ * Starts one more gateway under `node --cpu-prof`, lets `during(url, pid)` run against it, stops
+ * it and summarises its main thread from `skip` on (`load`: from when `during` starts).
+ * Node.js occasionally exits without writing the profile; one more attempt is made then, and
+ * `undefined` returned if that fails too (a profile informs, it is not a measurement).
+ */
+async function profiled(
+  ctx: BenchContext,
+  options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
+  skip: 'load' | 'none',
+  during: (url: string, pid: number) => Promise<void>,
+): Promise<ProfileSummary | undefined> {
+  for (let attempt = 1; attempt <= 2; attempt += 1) {
+    const dir = join(ctx.workDir, `prof-${options.name}-${attempt}`);
+    const spawnedAt = performance.now();
+    const gateway = ctx.track(
+      await startAtrium({
+        ...options,
+        dir: ctx.workDir,
+        nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+      }),
+    );
+    const skipMs = skip === 'load' ? performance.now() - spawnedAt : 0;
+    await during(gateway.url, gateway.pid);
+    await gateway.stop();
+    try {
+      return await summarizeProfile(dir, skipMs);
+    } catch (error) {
+      ctx.log(
+        `  no CPU profile from ${options.name} (attempt ${attempt}): ${(error as Error).message}`,
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Profiles a gateway under `spec(url)` (a warm-up, then the measured duration). Profiling costs
+ * throughput, so a profiled run is never one of the measured rounds.
+ */
+export function profileUnderLoad(
+  ctx: BenchContext,
+  options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
+  spec: (url: string) => Target['spec'],
+): Promise<ProfileSummary | undefined> {
+  return profiled(ctx, options, 'load', async (url, pid) => {
+    await runLoad(
+      {
+        ...spec(url),
+        warmupSeconds: ctx.settings.roundWarmupSeconds,
+        durationSeconds: ctx.settings.durationSeconds,
+      },
+      pid,
+    );
+  });
+}
+
+/** Profiles a gateway's start-up: from spawn until it listens. */
+export function profileStartup(
+  ctx: BenchContext,
+  options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
+): Promise<ProfileSummary | undefined> {
+  return profiled(ctx, options, 'none', async () => {});
+}
