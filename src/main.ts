@@ -333,6 +333,7 @@ async function main(): Promise<void> {
     routes: { ...playground?.routes, ...telemetry.routes, ...adminRoutes },
     persistedQueries,
     production: config.production,
+    executor: config.server.executor,
     drainTimeoutMs: config.server.drainTimeoutMs,
     bodyLimitBytes: config.server.bodyLimitBytes,
     baseDomain: config.server.baseDomain,

@@ -7,6 +7,7 @@ export const DEFAULT_PORT = 4000;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+export const DEFAULT_EXECUTOR = 'graphql-js';
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
 export const DEFAULT_TENANT_CLAIMS = ['tenant', 'https://atrium.dev/tenant'] as const;
 export const DEFAULT_JWKS_TIMEOUT_MS = 5_000;
@@ -285,6 +286,11 @@ export const configFileSchema = z.object({
        * for one per core. With more than one, use Redis so they share limits and caches.
        */
       workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
+      /**
+       * What executes operations: `graphql-js` (Apollo Server's own) or `graphql-jit` (each
+       * operation compiled once to JavaScript; see src/graphql/jit.ts and BENCHMARKS.md).
+       */
+      executor: z.enum(['graphql-js', 'graphql-jit']).default(DEFAULT_EXECUTOR),
     })
     .prefault({}),
   auth: authSchema,

@@ -1,0 +1,261 @@
+import { ApolloServer } from '@apollo/server';
+import { GraphQLScalarType, Kind } from 'graphql';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayError } from '../../../src/errors.js';
+import { createJitGateway } from '../../../src/graphql/jit.js';
+import { formatError } from '../../../src/server/format-error.js';
+
+interface Context {
+  tenant: string;
+  calls: string[];
+}
+
+const typeDefs = /* GraphQL */ `
+  scalar DateTime
+  enum Segment {
+    SMB
+    ENTERPRISE
+  }
+  interface Node {
+    id: ID!
+  }
+  type Customer implements Node {
+    id: ID!
+    name: String!
+    segment: Segment!
+    createdAt: DateTime!
+    orders(first: Int = 2): [Order!]!
+    risk: Float
+    strictRisk: Float!
+  }
+  type Order implements Node {
+    id: ID!
+    amount: Float!
+  }
+  union Result = Customer | Order
+  type Viewer {
+    tenant: String!
+    scopes: [String!]!
+  }
+  type Query {
+    viewer: Viewer!
+    customer(id: ID!): Customer
+    customers(first: Int!, segment: Segment): [Customer!]!
+    node(id: ID!): Node
+    search(term: String!): [Result!]!
+    failing: String
+    unexpected: String
+    broken: String!
+    brokenList: [Customer!]
+  }
+`;
+
+const customers = [
+  { id: 'c1', name: 'Ada', segment: 'SMB', createdAt: new Date(Date.UTC(2025, 0, 1)) },
+  { id: 'c2', name: 'Grace', segment: 'ENTERPRISE', createdAt: new Date(Date.UTC(2025, 1, 2)) },
+  { id: 'c3', name: 'Alan', segment: 'SMB', createdAt: new Date(Date.UTC(2025, 2, 3)) },
+];
+const orders = (customerId: string, first: number) =>
+  [1, 2, 3].slice(0, first).map((i) => ({ id: `${customerId}-o${i}`, amount: i * 10.5 }));
+
+function schema() {
+  return makeExecutableSchema<Context>({
+    typeDefs,
+    resolvers: {
+      DateTime: new GraphQLScalarType({
+        name: 'DateTime',
+        serialize: (value) => (value as Date).toISOString(),
+        parseValue: (value) => new Date(String(value)),
+        parseLiteral: (ast) => (ast.kind === Kind.STRING ? new Date(ast.value) : null),
+      }),
+      Node: { __resolveType: (node: { name?: string }) => (node.name ? 'Customer' : 'Order') },
+      Result: { __resolveType: (node: { name?: string }) => (node.name ? 'Customer' : 'Order') },
+      Query: {
+        viewer: (_p, _a, ctx) => ({ tenant: ctx.tenant, scopes: ['read', 'predict'] }),
+        customer: async (_p, { id }: { id: string }, ctx) => {
+          ctx.calls.push(`customer:${id}`);
+          return customers.find((c) => c.id === id) ?? null;
+        },
+        customers: (_p, { first, segment }: { first: number; segment?: string }) => {
+          if (first > 2) {
+            throw new GatewayError('BAD_USER_INPUT', '"first" must be between 1 and 2', {
+              extensions: { argument: 'first' },
+            });
+          }
+          return customers.filter((c) => !segment || c.segment === segment).slice(0, first);
+        },
+        node: (_p, { id }: { id: string }) =>
+          customers.find((c) => c.id === id) ?? (id.includes('-o') ? { id, amount: 1 } : null),
+        search: (_p, { term }: { term: string }) => [
+          ...customers.filter((c) => c.name.startsWith(term)),
+          { id: `${term}-o1`, amount: 2 },
+        ],
+        failing: () => {
+          throw new GatewayError('BACKEND_UNAVAILABLE', 'The model backend is unavailable');
+        },
+        unexpected: () => {
+          throw new Error('a secret internal detail');
+        },
+        broken: () => null,
+        brokenList: () => [customers[0], null],
+      },
+      Customer: {
+        orders: (c: { id: string }, { first }: { first: number }) => orders(c.id, first),
+        risk: async (c: { id: string }) => {
+          if (c.id === 'c2') throw new GatewayError('BACKEND_TIMEOUT', 'The model timed out');
+          return c.id === 'c1' ? 0.25 : 0.75;
+        },
+        strictRisk: async (c: { id: string }) => {
+          if (c.id === 'c2') throw new GatewayError('BACKEND_UNAVAILABLE', 'no model');
+          return 0.5;
+        },
+      },
+    },
+  });
+}
+
+const common = {
+  formatError,
+  includeStacktraceInErrorResponses: false,
+  hideSchemaDetailsFromClientErrors: true,
+};
+let reference: ApolloServer<Context>;
+let jit: ApolloServer<Context>;
+const compiles: { operationName: string | undefined; compiled: boolean }[] = [];
+
+beforeAll(async () => {
+  const s = schema();
+  reference = new ApolloServer<Context>({ ...common, schema: s });
+  jit = new ApolloServer<Context>({
+    ...common,
+    gateway: createJitGateway(s, { onCompile: (e) => compiles.push(e) }),
+  });
+  await Promise.all([reference.start(), jit.start()]);
+});
+
+afterAll(async () => {
+  await Promise.all([reference?.stop(), jit?.stop()]);
+});
+
+async function both(query: string, variables?: Record<string, unknown>, operationName?: string) {
+  const run = async (server: ApolloServer<Context>) => {
+    const context: Context = { tenant: 'acme', calls: [] };
+    const response = await server.executeOperation(
+      { query, variables, operationName },
+      { contextValue: context },
+    );
+    if (response.body.kind !== 'single') throw new Error('incremental answer');
+    return {
+      status: response.http.status ?? 200,
+      result: JSON.parse(JSON.stringify(response.body.singleResult)) as {
+        data?: unknown;
+        errors?: { message: string; path?: unknown; extensions?: { code?: string } }[];
+      },
+      calls: context.calls,
+    };
+  };
+  return { expected: await run(reference), actual: await run(jit) };
+}
+
+const CASES: [string, string, Record<string, unknown>?, string?][] = [
+  ['the viewer with its tenant from the context', '{ viewer { tenant scopes } }'],
+  [
+    'variables, defaults, enums, custom scalars, nested lists',
+    'query($first: Int!, $segment: Segment) { customers(first: $first, segment: $segment) { id name segment createdAt orders { id amount } } }',
+    { first: 2, segment: 'SMB' },
+  ],
+  [
+    'aliases, fragments and @skip/@include',
+    `query($full: Boolean!) {
+      a: customer(id: "c1") { ...Basic orders(first: 1) @include(if: $full) { id } }
+      b: customer(id: "c3") { ...Basic name @skip(if: $full) }
+      missing: customer(id: "nope") { id }
+    }
+    fragment Basic on Customer { id segment }`,
+    { full: true },
+  ],
+  [
+    'interfaces, unions and __typename',
+    '{ node(id: "c2") { __typename id ... on Customer { name } } search(term: "A") { __typename ... on Customer { id } ... on Order { id amount } } }',
+  ],
+  [
+    'a coded field error keeps its code and the other fields (partial result)',
+    '{ customers(first: 2) { id risk } viewer { tenant } }',
+  ],
+  [
+    'a null in a non-null field propagates to the nearest nullable parent',
+    '{ customer(id: "c2") { id strictRisk } viewer { tenant } }',
+  ],
+  ['a coded resolver error at the root', '{ failing viewer { tenant } }'],
+  ['an unexpected error is masked', '{ unexpected }'],
+  ['null for a non-null root field', '{ broken }'],
+  ['null in a list of non-null items', '{ brokenList { id } viewer { tenant } }'],
+  ['a variable left to its default', 'query($first: Int = 1) { customers(first: $first) { id } }'],
+  ['a coded argument error', '{ customers(first: 3) { id } }'],
+  [
+    'the named operation of several',
+    'query A { viewer { tenant } } query B { customer(id: "c1") { name } }',
+    undefined,
+    'B',
+  ],
+  [
+    'introspection',
+    '{ __schema { queryType { name } } __type(name: "Customer") { fields { name } } }',
+  ],
+];
+
+describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
+  it.each(CASES)(
+    'answers exactly as graphql-js: %s',
+    async (_name, query, variables, operationName) => {
+      compiles.length = 0;
+      const { expected, actual } = await both(query, variables, operationName);
+      expect(actual).toEqual(expected);
+      // Compiled by graphql-jit, not answered by the graphql-js fallback.
+      expect(compiles).toEqual([{ operationName, compiled: true }]);
+    },
+  );
+
+  it.each([
+    ['a wrong type', { first: 'two' }],
+    ['a missing required variable', {}],
+    ['an unknown enum value', { first: 1, segment: 'HUGE' }],
+  ])('refuses %s exactly like graphql-js: status 400, BAD_USER_INPUT', async (_name, variables) => {
+    const query =
+      'query($first: Int!, $segment: Segment) { customers(first: $first, segment: $segment) { id } }';
+    const { expected, actual } = await both(query, variables);
+    expect(expected.status).toBe(400);
+    expect(expected.result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(actual).toEqual(expected);
+  });
+
+  it('coded errors keep their GatewayError code and path', async () => {
+    const { actual } = await both('{ customers(first: 2) { id risk } }');
+    expect(actual.result.errors).toEqual([
+      expect.objectContaining({
+        path: ['customers', 1, 'risk'],
+        extensions: { code: 'BACKEND_TIMEOUT' },
+      }),
+    ]);
+  });
+
+  it('compiles each operation once and reuses it', async () => {
+    compiles.length = 0;
+    const query = 'query Once { customer(id: "c1") { id } }';
+    for (let i = 0; i < 3; i += 1) {
+      const { actual } = await both(query);
+      expect(actual.result.data).toEqual({ customer: { id: 'c1' } });
+    }
+    expect(compiles).toEqual([{ operationName: undefined, compiled: true }]);
+  });
+
+  it('runs resolvers with the request context', async () => {
+    const { actual } = await both('{ a: customer(id: "c1") { id } b: customer(id: "c2") { id } }');
+    expect(actual.calls).toEqual(['customer:c1', 'customer:c2']);
+  });
+
+  it('refuses a bad cache size at once', () => {
+    expect(() => createJitGateway(schema(), { maxCompiledOperations: 0 })).toThrow(TypeError);
+  });
+});
