@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentHash } from '../../src/server/persisted-queries.js';
 import { startRedisCluster, type RedisClusterProcesses } from '../support/redis-cluster.js';
 import { spawnGateway, type SpawnedGateway } from '../support/spawn-gateway.js';
+import { holdExclusive } from '../support/exclusive.js';
 import { createTestSigner, type TestSigner } from '../support/tokens.js';
 import {
   countBy,
@@ -27,9 +28,9 @@ const LIMIT_PER_SECOND = 20;
  * Requests an idle bucket admits at once on top of the steady one. Not 0: with burst 0 every
  * pause of more than 1/L s in the offered load (a client or gateway stalled by the scheduler)
  * wastes capacity for good, and the count would measure the machine rather than the limit.
- * Half a second of slack absorbs that; the initial `burst + 1` is subtracted from the count.
+ * A second of slack absorbs that; the initial `burst + 1` is subtracted from the count.
  */
-const BURST = 10;
+const BURST = 20;
 const WINDOW_MS = 10_000;
 /** Offered load: 5 × L, spread round-robin over the three replicas. */
 const OFFERED_PER_SECOND = 100;
@@ -51,7 +52,11 @@ describe('three gateway processes on a 3-node Redis Cluster', () => {
   let configPath: string;
   const gateways: SpawnedGateway[] = [];
 
+  let release: (() => Promise<void>) | undefined;
+
   beforeAll(async () => {
+    // One load-driving multi-process suite at a time (see test/support/exclusive.ts).
+    release = await holdExclusive('gateway-processes');
     signer = await createTestSigner();
     dir = await mkdtemp(join(tmpdir(), 'atrium-replicas-'));
     cluster = await startRedisCluster(3);
@@ -91,12 +96,13 @@ describe('three gateway processes on a 3-node Redis Cluster', () => {
     gateways.push(...(await Promise.all([0, 1, 2].map(() => spawnGateway({ env })))));
     // What a load balancer waits for: listening is not enough, the store must be connected.
     await Promise.all(gateways.map((g) => untilReady(g.url)));
-  }, 90_000);
+  }, 180_000);
 
   afterAll(async () => {
     await Promise.all(gateways.map((g) => g.stop(5_000)));
     await cluster?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+    await release?.();
   });
 
   it(`admits L ± 5% across the replicas (L = ${LIMIT_PER_SECOND}/s, ${WINDOW_MS / 1000} s at ${OFFERED_PER_SECOND}/s)`, async () => {
