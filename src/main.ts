@@ -9,6 +9,7 @@ import { createPostgresDataSource } from './backends/data/postgres.js';
 import { type DataSource } from './backends/data/types.js';
 import { createOipClient, type OipClient } from './backends/inference/oip-client.js';
 import { createPredictor } from './backends/inference/predictor.js';
+import cluster from 'node:cluster';
 import { onShutdownRequest, startWorkers } from './cluster.js';
 import { buildDemoConfig } from './config/demo.js';
 import {
@@ -36,6 +37,10 @@ import { createRedisStore } from './store/redis-store.js';
 import { type Store } from './store/types.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createLiveTenantConfig, createTenantConfigAdmin } from './tenancy/live-config.js';
+import {
+  createClusterMetricsSource,
+  shareMetricsWithPrimary,
+} from './telemetry/cluster-metrics.js';
 import { createGatewayMetrics } from './telemetry/metrics.js';
 import {
   createMetricsHandler,
@@ -105,8 +110,10 @@ function createTelemetry(config: AtriumConfig, logger: Logger) {
   telemetry.metrics.port === undefined
     ? { [METRICS_PATH]: createMetricsHandler(metrics) }
     : {};
+  // A cluster worker's registry is served by the primary (see startProcesses).
+  if (metrics && cluster.isWorker) shareMetricsWithPrimary(metrics.registry);
   const startServer = async (): Promise<MetricsServer | undefined> =>
-    metrics && telemetry.metrics.port !== undefined
+    metrics && telemetry.metrics.port !== undefined && !cluster.isWorker
       ? startMetricsServer({
           metrics,
           port: telemetry.metrics.port,
@@ -215,12 +222,30 @@ async function createPlaygroundFor(
 function startProcesses(logger: Logger): 'primary' | 'gateway' {
   const env = readEnv();
   if (!env.ATRIUM_CONFIG) return 'gateway';
-  const { server } = loadConfigFile(env);
-  return startWorkers({
+  const { server, telemetry } = loadConfigFile(env);
+  const role = startWorkers({
     workers: server.workers,
     logger,
     shutdownTimeoutMs: server.drainTimeoutMs + 5_000,
   });
+  if (role === 'primary' && telemetry.metrics.enabled) {
+    // Workers share the gateway port, so a scrape there would see one worker's share: the
+    // primary serves the sum of all workers' registries on the metrics port instead.
+    if (telemetry.metrics.port === undefined) {
+      logger.warn('server.workers > 1 without telemetry.metrics.port: /metrics shows one worker');
+    } else {
+      startMetricsServer({
+        metrics: createClusterMetricsSource(),
+        port: telemetry.metrics.port,
+        host: telemetry.metrics.host ?? server.host,
+      }).then(
+        (metricsServer) =>
+          logger.info({ url: `${metricsServer.url}${METRICS_PATH}` }, 'metrics listening'),
+        (error: unknown) => logger.error({ err: error }, 'metrics listener failed'),
+      );
+    }
+  }
+  return role;
 }
 
 /** The admin endpoint, when an operator tenant is configured (off otherwise). */
