@@ -360,6 +360,7 @@ async function main(): Promise<void> {
     production: config.production,
     executor: config.server.executor,
     drainTimeoutMs: config.server.drainTimeoutMs,
+    requestDeadlineMs: config.server.requestDeadlineMs,
     bodyLimitBytes: config.server.bodyLimitBytes,
     baseDomain: config.server.baseDomain,
     verifier: observability.traceVerifier(verifier),

@@ -7,6 +7,8 @@ export const DEFAULT_PORT = 4000;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/** Every backend call of one request must answer within this (then BACKEND_TIMEOUT fields). */
+export const DEFAULT_REQUEST_DEADLINE_MS = 10_000;
 export const DEFAULT_EXECUTOR = 'graphql-js';
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
 export const DEFAULT_TENANT_CLAIMS = ['tenant', 'https://atrium.dev/tenant'] as const;
@@ -280,6 +282,16 @@ export const configFileSchema = z.object({
       baseDomain: z.string().optional(),
       bodyLimitBytes: z.number().int().positive().default(DEFAULT_BODY_LIMIT_BYTES),
       drainTimeoutMs: z.number().int().nonnegative().default(DEFAULT_DRAIN_TIMEOUT_MS),
+      /**
+       * Overall deadline of one request's backend calls (data and models): past it, the fields
+       * still waiting fail with BACKEND_TIMEOUT and the rest of the answer is sent.
+       */
+      requestDeadlineMs: z
+        .number()
+        .int()
+        .positive()
+        .max(25_000)
+        .default(DEFAULT_REQUEST_DEADLINE_MS),
       playground: z.boolean().default(false),
       /**
        * Gateway processes on this host (node:cluster, sharing the port): a number, or `auto`

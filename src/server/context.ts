@@ -1,9 +1,11 @@
 import { type Principal } from '../auth/principal.js';
 import { type TokenVerifier } from '../auth/verify-token.js';
 import { type DataSource } from '../backends/data/types.js';
+import { DEFAULT_REQUEST_DEADLINE_MS } from '../config/schema.js';
 import { asRequestError, isGatewayError } from '../errors.js';
 import { type GatewayContext } from '../graphql/context.js';
 import { type Admission, type AdmissionControl } from '../limits/admission.js';
+import { createDeadline, raceDeadline, withDeadline } from '../limits/deadline.js';
 import { createDataLoaders } from '../loaders/data-loaders.js';
 import {
   createPredictionLoaders,
@@ -28,6 +30,8 @@ export interface ContextDependencies {
   onPredictionCacheLookup?: PredictionLoadersOptions['onCacheLookup'];
   modelReady: GatewayContext['modelReady'];
   logger: Logger;
+  /** Deadline of each request's backend calls; default DEFAULT_REQUEST_DEADLINE_MS. */
+  requestDeadlineMs?: number | undefined;
 }
 
 export interface RequestFacts {
@@ -72,21 +76,31 @@ export function createRequestContext(
   requestId: string,
 ): GatewayContext {
   const log = deps.logger.child({ requestId, tenant: tenant.id });
+  // Backend calls of this request answer by the deadline or fail as BACKEND_TIMEOUT fields.
+  const deadline = createDeadline(deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS);
+  const dataSource = withDeadline(deps.dataSource, deadline, 'data backend');
   return {
     requestId,
     principal,
     tenant,
-    loaders: createDataLoaders({ tenant, dataSource: deps.dataSource }),
+    loaders: createDataLoaders({ tenant, dataSource }),
     predictions: createPredictionLoaders({
       tenant,
-      predictor: deps.predictor,
+      predictor: withDeadline(deps.predictor, deadline, 'model backend'),
       cache: deps.predictionCache,
       cacheTtlSeconds: deps.cacheTtlSeconds,
       log,
       onCacheLookup: deps.onPredictionCacheLookup,
     }),
-    modelReady: deps.modelReady,
-    dataSource: deps.dataSource,
+    // A backend that does not say it is ready in time is not ready.
+    modelReady: (backend, model, version) =>
+      raceDeadline(deps.modelReady(backend, model, version), deadline, 'model backend').catch(
+        (error: unknown) => {
+          if (isGatewayError(error) && error.code === 'BACKEND_TIMEOUT') return false;
+          throw error;
+        },
+      ),
+    dataSource,
     log,
   };
 }

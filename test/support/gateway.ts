@@ -45,6 +45,8 @@ export interface TestGatewayOptions {
   persistedQueries?: PersistedQueries;
   /** Per-tenant schema variants from `@feature` (as in src/main.ts). Default true. */
   variants?: boolean;
+  /** Deadline of each request's backend calls (as `server.requestDeadlineMs`). */
+  requestDeadlineMs?: number;
   /** The token verifier; default an ES256 verifier that trusts `signer`'s key only. */
   verifier?: TokenVerifier;
   /** The plan operation limits plugin (as in src/main.ts); `false` turns it off. Default on. */
@@ -119,6 +121,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     schemaFor: options.variants === false ? undefined : createSchemaVariants(schema).schemaFor,
     production: true,
     drainTimeoutMs: 2_000,
+    requestDeadlineMs: options.requestDeadlineMs,
     verifier: observability ? observability.traceVerifier(verifier) : verifier,
     registry,
     admission: observability
