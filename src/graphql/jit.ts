@@ -99,8 +99,14 @@ export function createJitGateway(
     const key = `${queryHash}\u0000${operationName ?? ''}`;
     let plan = plans.get(key);
     if (plan === undefined) {
-      const compiled = compileQuery(schema, document, operationName);
-      plan = isCompiledQuery(compiled) ? compiled : 'graphql-js';
+      let compiled: ReturnType<typeof compileQuery> | undefined;
+      try {
+        compiled = compileQuery(schema, document, operationName);
+      } catch {
+        // A compiler limitation, not the client's mistake: graphql-js answers instead.
+        compiled = undefined;
+      }
+      plan = compiled && isCompiledQuery(compiled) ? compiled : 'graphql-js';
       plans.set(key, plan);
       options.onCompile?.({ operationName, compiled: plan !== 'graphql-js' });
     }
@@ -116,19 +122,23 @@ export function createJitGateway(
     async load() {
       return {
         async executor(request): Promise<ExecutionResult> {
-          const operationName = request.request.operationName ?? undefined;
           const variables = request.request.variables ?? {};
-          const plan = planFor(request.queryHash, request.document, operationName);
-          if (plan === 'graphql-js') {
+          // Apollo calls the executor even when the document has no operation by the name the
+          // client gave (e.g. ""); graphql-js then words the error Apollo expects to see.
+          const operation = request.operation as OperationDefinitionNode | undefined;
+          const plan = operation
+            ? planFor(request.queryHash, request.document, operation.name?.value)
+            : 'graphql-js';
+          if (plan === 'graphql-js' || !operation) {
             return execute({
               schema,
               document: request.document,
               contextValue: request.context,
               variableValues: variables,
-              operationName,
+              operationName: request.request.operationName,
             });
           }
-          const errors = variableErrors(schema, request.operation, variables);
+          const errors = variableErrors(schema, operation, variables);
           if (errors) return { errors };
           return normalized(await plan.query(undefined, request.context, variables));
         },

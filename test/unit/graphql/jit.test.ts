@@ -199,6 +199,13 @@ const CASES: [string, string, Record<string, unknown>?, string?][] = [
     undefined,
     'B',
   ],
+  ['an empty operationName', '{ viewer { tenant } }', undefined, ''],
+  [
+    'an anonymous operation with a name given anyway',
+    'query { viewer { tenant } }',
+    undefined,
+    'Whatever',
+  ],
   [
     'introspection',
     '{ __schema { queryType { name } } __type(name: "Customer") { fields { name } } }',
@@ -212,8 +219,10 @@ describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
       compiles.length = 0;
       const { expected, actual } = await both(query, variables, operationName);
       expect(actual).toEqual(expected);
-      // Compiled by graphql-jit, not answered by the graphql-js fallback.
-      expect(compiles).toEqual([{ operationName, compiled: true }]);
+      // Compiled by graphql-jit, not answered by the graphql-js fallback; an operation Apollo
+      // could not resolve is never compiled (graphql-js words that refusal).
+      const resolved = expected.result.data !== undefined;
+      expect(compiles).toEqual(resolved ? [{ operationName, compiled: true }] : []);
     },
   );
 
@@ -247,7 +256,7 @@ describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
       const { actual } = await both(query);
       expect(actual.result.data).toEqual({ customer: { id: 'c1' } });
     }
-    expect(compiles).toEqual([{ operationName: undefined, compiled: true }]);
+    expect(compiles).toEqual([{ operationName: 'Once', compiled: true }]);
   });
 
   it('runs resolvers with the request context', async () => {
