@@ -84,8 +84,15 @@ export default tseslint.config(
     },
   },
   {
-    // test/security: the batteries print what they tried and the outcome histogram.
-    files: ['src/main.ts', 'scripts/**', 'bench/**', 'services/**', 'test/security/**'],
+    // test/security, test/integration/hardening: batteries print what they tried and saw.
+    files: [
+      'src/main.ts',
+      'scripts/**',
+      'bench/**',
+      'services/**',
+      'test/security/**',
+      'test/integration/hardening/**',
+    ],
     rules: { 'no-console': 'off' },
   },
   ...layerBlocks,
