@@ -99,7 +99,7 @@ export function createJitGateway(
     const key = `${queryHash}\u0000${operationName ?? ''}`;
     let plan = plans.get(key);
     if (plan === undefined) {
-      let compiled: ReturnType<typeof compileQuery> | undefined;
+      let compiled: CompiledQuery | ExecutionResult | undefined;
       try {
         compiled = compileQuery(schema, document, operationName);
       } catch {
