@@ -84,7 +84,7 @@ export default tseslint.config(
     },
   },
   {
-    // test/security, test/integration/hardening: batteries print what they tried and saw.
+    // The hardening batteries (security, backend faults, shutdown) print what they tried and saw.
     files: [
       'src/main.ts',
       'scripts/**',
@@ -92,6 +92,7 @@ export default tseslint.config(
       'services/**',
       'test/security/**',
       'test/integration/hardening/**',
+      'test/e2e/shutdown.test.ts',
     ],
     rules: { 'no-console': 'off' },
   },
