@@ -1,4 +1,4 @@
-import { type CodegenConfig } from '@graphql-codegen/cli';
+import type { CodegenConfig } from '@graphql-codegen/cli';
 
 // Resolver and context types come from the SDL, never by hand: a schema change that the
 // resolvers do not follow fails the type check.

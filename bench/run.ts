@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateTenantData } from '../src/backends/data/seed.js';
 import { spawnModelServer, type SpawnedModelServer } from '../services/model-server/spawn.js';
-import { type BenchContext } from './lib/context.js';
+import type { BenchContext } from './lib/context.js';
 import {
   createBenchDatabase,
   createTestSigner,

@@ -16,7 +16,7 @@
  * with ATRIUM_CONFIG, plan names are checked against its plans before anything is written.
  * Prints JSON on stdout; exits 1 on a refused or failed action, 2 on bad usage.
  */
-import { type Cluster, type Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { loadConfigFile, readConfigFile, readEnv } from '../src/config/load.js';
 import { DEFAULT_PLANS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from '../src/config/schema.js';
 import { isGatewayError } from '../src/errors.js';

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { type Logger } from './telemetry/logger.js';
+import type { Logger } from './telemetry/logger.js';
 
 /**
  * One gateway worker per core (or a configured number) with `node:cluster`: the workers share

@@ -6,7 +6,7 @@ import { loadOrCreateDevKeys, mintDevToken } from './auth/dev-keys.js';
 import { createTokenVerifier } from './auth/verify-token.js';
 import { createDemoData } from './backends/data/pglite.js';
 import { createPostgresDataSource } from './backends/data/postgres.js';
-import { type DataSource } from './backends/data/types.js';
+import type { DataSource } from './backends/data/types.js';
 import { createOipClient, type OipClient } from './backends/inference/oip-client.js';
 import { createPredictor } from './backends/inference/predictor.js';
 import cluster from 'node:cluster';
@@ -34,7 +34,7 @@ import { createPlayground, type Playground } from './server/playground.js';
 import { createMemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-client.js';
 import { createRedisStore } from './store/redis-store.js';
-import { type Store } from './store/types.js';
+import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createLiveTenantConfig, createTenantConfigAdmin } from './tenancy/live-config.js';
 import {

@@ -1,8 +1,8 @@
 /** The state shared by the scenarios of one `npm run bench`, and the interleaved-rounds driver. */
-import { type SpawnedModelServer } from '../../services/model-server/spawn.js';
-import { type BenchDatabase, type TestSigner } from './environment.js';
+import type { SpawnedModelServer } from '../../services/model-server/spawn.js';
+import type { BenchDatabase, TestSigner } from './environment.js';
 import { type LoadResult, type LoadSpec, runLoad } from './load.js';
-import { type BenchSettings } from './report.js';
+import type { BenchSettings } from './report.js';
 
 export interface BenchContext {
   settings: BenchSettings;

@@ -4,7 +4,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BenchContext, type Target } from './context.js';
+import type { BenchContext, Target } from './context.js';
 import { runLoad } from './load.js';
 import { type AtriumProcessOptions, ROOT, startAtrium } from './processes.js';
 

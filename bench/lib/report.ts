@@ -4,7 +4,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type MachineInfo } from './environment.js';
+import type { MachineInfo } from './environment.js';
 import { ROOT } from './processes.js';
 
 /** One headline figure: a ratio (or count) measured in this run, beside its target. */

@@ -5,7 +5,7 @@
  */
 import { type BenchContext, interleavedRounds, type Target } from '../lib/context.js';
 import { benchConfig, benchTenant, REDIS_URL } from '../lib/environment.js';
-import { type LoadResult } from '../lib/load.js';
+import type { LoadResult } from '../lib/load.js';
 import { describeProfile, profileUnderLoad } from '../lib/profile.js';
 import { startAtrium, startScript } from '../lib/processes.js';
 import { figure, type ScenarioReport } from '../lib/report.js';

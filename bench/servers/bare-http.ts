@@ -4,7 +4,7 @@
  * server in this Node.js on this machine".
  */
 import { createServer } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 const BODY = JSON.stringify({ data: { hello: 'world' } });
 const LENGTH = String(Buffer.byteLength(BODY));

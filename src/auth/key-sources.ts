@@ -7,7 +7,7 @@ import {
   type JWK,
   type LocalJWKSet,
 } from 'jose';
-import { type ASYMMETRIC_ALGORITHMS } from '../config/schema.js';
+import type { ASYMMETRIC_ALGORITHMS } from '../config/schema.js';
 
 /** An asymmetric JWS algorithm Atrium verifies with public keys. */
 export type AsymmetricAlgorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];

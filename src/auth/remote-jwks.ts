@@ -1,4 +1,4 @@
-import { type CryptoKey, type LocalJWKSet } from 'jose';
+import type { CryptoKey, LocalJWKSet } from 'jose';
 import {
   DEFAULT_JWKS_COOLDOWN_MS,
   DEFAULT_JWKS_MAX_AGE_MS,

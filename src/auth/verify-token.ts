@@ -7,7 +7,7 @@ import {
   DEFAULT_TOKEN_CACHE_MAX,
   TENANT_ID_PATTERN,
 } from '../config/schema.js';
-import { type GatewayError } from '../errors.js';
+import type { GatewayError } from '../errors.js';
 import {
   invalidTokenError,
   missingTokenError,
@@ -22,7 +22,7 @@ import {
   type KeySource,
   type StaticKeyConfig,
 } from './key-sources.js';
-import { type Principal } from './principal.js';
+import type { Principal } from './principal.js';
 import {
   createRemoteJwks,
   type JwksFetch,

@@ -1,4 +1,4 @@
-import { type ConfigFile } from './schema.js';
+import type { ConfigFile } from './schema.js';
 import { parseConfigFile } from './load.js';
 
 export const DEMO_ISSUER = 'https://atrium.local/demo';

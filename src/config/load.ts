@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { type z } from 'zod';
+import type { z } from 'zod';
 import { configFileSchema, type ConfigFile } from './schema.js';
 
 /** The environment variables Atrium reads, all of them, here and nowhere else. */

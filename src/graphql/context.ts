@@ -1,9 +1,9 @@
-import { type Principal } from '../auth/principal.js';
-import { type DataSource } from '../backends/data/types.js';
-import { type DataLoaders } from '../loaders/data-loaders.js';
-import { type PredictionLoaders } from '../loaders/prediction-loaders.js';
-import { type Logger } from '../telemetry/logger.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Principal } from '../auth/principal.js';
+import type { DataSource } from '../backends/data/types.js';
+import type { DataLoaders } from '../loaders/data-loaders.js';
+import type { PredictionLoaders } from '../loaders/prediction-loaders.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Tenant } from '../tenancy/tenant.js';
 
 /**
  * Everything a resolver may use, built anew for each request after the token is verified and

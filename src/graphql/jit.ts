@@ -1,4 +1,4 @@
-import { type ApolloServerOptionsWithGateway, type BaseContext } from '@apollo/server';
+import type { ApolloServerOptionsWithGateway, BaseContext } from '@apollo/server';
 import {
   type DocumentNode,
   execute,

@@ -1,5 +1,5 @@
-import { type CustomerRecord } from '../backends/data/types.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { CustomerRecord } from '../backends/data/types.js';
+import type { Tenant } from '../tenancy/tenant.js';
 
 /** Parent values of the object types that are not backed by a table row (codegen mappers). */
 export type TenantParent = Tenant;

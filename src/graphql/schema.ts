@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { type GraphQLSchema } from 'graphql';
-import { type Resolvers } from './generated/resolvers-types.js';
+import type { GraphQLSchema } from 'graphql';
+import type { Resolvers } from './generated/resolvers-types.js';
 import * as inference from './resolvers/inference.js';
 import { Mutation } from './resolvers/mutation.js';
 import { Query } from './resolvers/query.js';

@@ -8,7 +8,7 @@ import {
   isObjectType,
   validateSchema,
 } from 'graphql';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Tenant } from '../tenancy/tenant.js';
 
 /** The directive declared in schema/feature.graphql. */
 export const FEATURE_DIRECTIVE = 'feature';

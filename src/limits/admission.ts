@@ -1,8 +1,8 @@
-import { type Principal } from '../auth/principal.js';
+import type { Principal } from '../auth/principal.js';
 import { GatewayError } from '../errors.js';
-import { type Tenant } from '../tenancy/tenant.js';
-import { type ConcurrencyLimiter } from './concurrency.js';
-import { type RateLimiter } from './rate-limit.js';
+import type { Tenant } from '../tenancy/tenant.js';
+import type { ConcurrencyLimiter } from './concurrency.js';
+import type { RateLimiter } from './rate-limit.js';
 
 /** What a request holds while it runs: headers to send back and a lease to give back. */
 export interface Admission {

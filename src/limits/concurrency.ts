@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { GatewayError, unreachable } from '../errors.js';
 import { concurrencyKey } from '../store/keys.js';
 import { createMemoryStore } from '../store/memory-store.js';
-import { type Clock, type LeaseDecision, type Store } from '../store/types.js';
+import type { Clock, LeaseDecision, Store } from '../store/types.js';
 import { type LimiterFallback, type LimiterSource, limiterUnavailableError } from './rate-limit.js';
 
 /**

@@ -1,8 +1,8 @@
-import { type ApolloServerPlugin } from '@apollo/server';
-import { type DocumentNode } from 'graphql';
-import { type OperationLimits } from '../config/schema.js';
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { DocumentNode } from 'graphql';
+import type { OperationLimits } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Tenant } from '../tenancy/tenant.js';
 import {
   analyzeOperation,
   countTokens,

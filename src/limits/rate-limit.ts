@@ -1,8 +1,8 @@
-import { type PlanLimits } from '../config/schema.js';
+import type { PlanLimits } from '../config/schema.js';
 import { GatewayError, unreachable } from '../errors.js';
 import { rateLimitKey } from '../store/keys.js';
 import { createMemoryStore } from '../store/memory-store.js';
-import { type Clock, type GcraDecision, type Store } from '../store/types.js';
+import type { Clock, GcraDecision, Store } from '../store/types.js';
 
 /**
  * What to do when the shared store cannot answer:

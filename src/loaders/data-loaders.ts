@@ -1,9 +1,9 @@
 import DataLoader from 'dataloader';
-import {
-  type CustomerRecord,
-  type DataSource,
-  type OrderRecord,
-  type TenantDataRef,
+import type {
+  CustomerRecord,
+  DataSource,
+  OrderRecord,
+  TenantDataRef,
 } from '../backends/data/types.js';
 import { GatewayError } from '../errors.js';
 

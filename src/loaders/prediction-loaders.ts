@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import DataLoader from 'dataloader';
-import { type TenantModelConfig } from '../config/schema.js';
+import type { TenantModelConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { predictionKey } from '../store/keys.js';
-import { type Store } from '../store/types.js';
-import { type Logger } from '../telemetry/logger.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Store } from '../store/types.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Tenant } from '../tenancy/tenant.js';
 
 export interface PredictionResult {
   model: string;

@@ -1,12 +1,12 @@
-import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { type TokenVerifier } from '../auth/verify-token.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TokenVerifier } from '../auth/verify-token.js';
 import { GatewayError } from '../errors.js';
 import { isStoreError } from '../store/errors.js';
-import { type Store } from '../store/types.js';
-import { type Logger } from '../telemetry/logger.js';
-import { type TenantConfigAdmin } from '../tenancy/live-config.js';
-import { type TenantRegistry } from '../tenancy/registry.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Store } from '../store/types.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { TenantConfigAdmin } from '../tenancy/live-config.js';
+import type { TenantRegistry } from '../tenancy/registry.js';
+import type { Tenant } from '../tenancy/tenant.js';
 import { parseBody, readBody } from './body.js';
 import {
   parseTrustedDocuments,

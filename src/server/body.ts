@@ -1,4 +1,4 @@
-import { type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../errors.js';
 
 const decoder = new TextDecoder('utf-8', { fatal: true });

@@ -1,10 +1,10 @@
-import { type Principal } from '../auth/principal.js';
-import { type TokenVerifier } from '../auth/verify-token.js';
-import { type DataSource } from '../backends/data/types.js';
+import type { Principal } from '../auth/principal.js';
+import type { TokenVerifier } from '../auth/verify-token.js';
+import type { DataSource } from '../backends/data/types.js';
 import { DEFAULT_REQUEST_DEADLINE_MS } from '../config/schema.js';
 import { asRequestError, isGatewayError } from '../errors.js';
-import { type GatewayContext } from '../graphql/context.js';
-import { type Admission, type AdmissionControl } from '../limits/admission.js';
+import type { GatewayContext } from '../graphql/context.js';
+import type { Admission, AdmissionControl } from '../limits/admission.js';
 import { createDeadline, raceDeadline, withDeadline } from '../limits/deadline.js';
 import { createDataLoaders } from '../loaders/data-loaders.js';
 import {
@@ -12,9 +12,9 @@ import {
   type PredictionLoadersOptions,
   type PredictionService,
 } from '../loaders/prediction-loaders.js';
-import { type Logger } from '../telemetry/logger.js';
-import { type TenantRegistry } from '../tenancy/registry.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { TenantRegistry } from '../tenancy/registry.js';
+import type { Tenant } from '../tenancy/tenant.js';
 import { resolveTenant } from '../tenancy/resolve-tenant.js';
 
 export interface ContextDependencies {

@@ -1,5 +1,5 @@
 import { unwrapResolverError } from '@apollo/server/errors';
-import { type GraphQLFormattedError } from 'graphql';
+import type { GraphQLFormattedError } from 'graphql';
 import { isErrorCode, isGatewayError } from '../errors.js';
 
 /** Apollo's own request-level codes that are the client's fault; shown as BAD_USER_INPUT. */

@@ -1,12 +1,12 @@
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import { type GraphQLSchema } from 'graphql';
-import { type GatewayContext } from '../graphql/context.js';
+import type { GraphQLSchema } from 'graphql';
+import type { GatewayContext } from '../graphql/context.js';
 import { createJitGateway } from '../graphql/jit.js';
-import { type Logger } from '../telemetry/logger.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Tenant } from '../tenancy/tenant.js';
 import { formatError } from './format-error.js';
 import { createHttpHandler, type HttpHandlerOptions } from './http-handler.js';
 import { createSchemaSdlRoute } from './schema-sdl.js';

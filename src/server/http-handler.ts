@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ApolloServer, HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
 import { GatewayError, isGatewayError } from '../errors.js';
-import { type GatewayContext } from '../graphql/context.js';
-import { type Logger } from '../telemetry/logger.js';
+import type { GatewayContext } from '../graphql/context.js';
+import type { Logger } from '../telemetry/logger.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Tenant } from '../tenancy/tenant.js';
 import { checkDocumentTokens } from '../limits/operation-limits.js';
 import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
 import { parseBody, readBody } from './body.js';
 import { formatError } from './format-error.js';
-import { type RequestObservation, type RequestObserver } from './observability.js';
+import type { RequestObservation, RequestObserver } from './observability.js';
 import { type PersistedQueries, persistedQueryNotFound } from './persisted-queries.js';
 import { prefersHtml } from './playground.js';
 

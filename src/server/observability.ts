@@ -4,21 +4,21 @@
  * predictor's `onInfer`, the prediction loaders' `onCacheLookup`, the breakers'
  * `onStateChange`, and decorators around the verifier and the admission control.
  */
-import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { type ApolloServerPlugin, type GraphQLRequestListener } from '@apollo/server';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { type Context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { type TokenVerifier } from '../auth/verify-token.js';
-import { type QueryEvent } from '../backends/data/types.js';
-import { type CircuitState } from '../backends/inference/breaker.js';
-import { type InferEvent } from '../backends/inference/predictor.js';
+import type { TokenVerifier } from '../auth/verify-token.js';
+import type { QueryEvent } from '../backends/data/types.js';
+import type { CircuitState } from '../backends/inference/breaker.js';
+import type { InferEvent } from '../backends/inference/predictor.js';
 import { isGatewayError } from '../errors.js';
-import { type GatewayContext } from '../graphql/context.js';
-import { type AdmissionControl } from '../limits/admission.js';
-import { type PredictionCacheEvent } from '../loaders/prediction-loaders.js';
+import type { GatewayContext } from '../graphql/context.js';
+import type { AdmissionControl } from '../limits/admission.js';
+import type { PredictionCacheEvent } from '../loaders/prediction-loaders.js';
 import { type Logger, REQUEST_LOG_MESSAGE } from '../telemetry/logger.js';
 import { type GatewayMetrics, OK_OUTCOME } from '../telemetry/metrics.js';
 import { NOOP_TRACING, parseTraceparent, type Tracing } from '../telemetry/tracing.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Tenant } from '../tenancy/tenant.js';
 import { formatError } from './format-error.js';
 
 /** What the HTTP handler reports about one GraphQL request. */

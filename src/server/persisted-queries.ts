@@ -3,8 +3,8 @@ import { parse } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import { GatewayError } from '../errors.js';
 import { persistedQueryKey, trustedDocumentKey } from '../store/keys.js';
-import { type Store } from '../store/types.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Store } from '../store/types.js';
+import type { Tenant } from '../tenancy/tenant.js';
 
 /**
  * Automatic persisted queries (the Apollo APQ protocol) and trusted documents, per tenant.

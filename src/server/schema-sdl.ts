@@ -1,8 +1,8 @@
-import { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type GraphQLSchema, printSchema } from 'graphql';
 import { GatewayError } from '../errors.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
-import { type Tenant } from '../tenancy/tenant.js';
+import type { Tenant } from '../tenancy/tenant.js';
 import { admitRequest, type ContextDependencies } from './context.js';
 
 export interface SchemaSdlRouteOptions extends Pick<

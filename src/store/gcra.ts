@@ -1,4 +1,4 @@
-import { type GcraDecision, type GcraPolicy } from './types.js';
+import type { GcraDecision, GcraPolicy } from './types.js';
 
 /**
  * The generic cell rate algorithm, as a pure step function. The Redis store runs the same

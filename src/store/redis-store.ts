@@ -1,18 +1,18 @@
-import { type Cluster, type Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from '../config/schema.js';
 import { StoreError, isStoreError } from './errors.js';
 import { assertGcraPolicy } from './gcra.js';
 import { hashTagOf } from './keys.js';
 import { GCRA_SCRIPT, LEASE_SCRIPT } from './scripts.js';
-import {
-  type GcraDecision,
-  type LeaseDecision,
-  type MessageHandler,
-  type Store,
-  type StoreEntry,
-  type StoreState,
-  type StoreStatus,
-  type Unsubscribe,
+import type {
+  GcraDecision,
+  LeaseDecision,
+  MessageHandler,
+  Store,
+  StoreEntry,
+  StoreState,
+  StoreStatus,
+  Unsubscribe,
 } from './types.js';
 import {
   assertChannel,

@@ -1,4 +1,4 @@
-import { type LeaseRequest } from './types.js';
+import type { LeaseRequest } from './types.js';
 
 // Argument checks shared by both stores, so both reject the same caller mistakes the same
 // way (TypeError, at once, before any I/O).

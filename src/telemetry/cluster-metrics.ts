@@ -1,5 +1,5 @@
 import { AggregatorRegistry, type Registry } from 'prom-client';
-import { type GatewayMetrics } from './metrics.js';
+import type { GatewayMetrics } from './metrics.js';
 
 /**
  * With `node:cluster` workers sharing the gateway's port, a scrape of any one worker would see

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { type AddressInfo } from 'node:net';
-import { type GatewayMetrics } from './metrics.js';
+import type { AddressInfo } from 'node:net';
+import type { GatewayMetrics } from './metrics.js';
 
 export const METRICS_PATH = '/metrics';
 

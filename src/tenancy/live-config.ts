@@ -15,8 +15,8 @@ import {
   tenantIndexKey,
 } from '../store/keys.js';
 import { type Clock, type Store, SYSTEM_CLOCK, type Unsubscribe } from '../store/types.js';
-import { type Logger } from '../telemetry/logger.js';
-import { type TenantRegistry } from './registry.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { TenantRegistry } from './registry.js';
 
 /**
  * Tenant configuration changed at run time, shared by every replica through the store.

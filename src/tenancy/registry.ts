@@ -1,4 +1,4 @@
-import { type PlanLimits, type TenantConfig } from '../config/schema.js';
+import type { PlanLimits, TenantConfig } from '../config/schema.js';
 import { toTenant, type Tenant } from './tenant.js';
 
 /**

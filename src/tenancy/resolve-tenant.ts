@@ -1,7 +1,7 @@
-import { type Principal } from '../auth/principal.js';
+import type { Principal } from '../auth/principal.js';
 import { GatewayError } from '../errors.js';
-import { type TenantRegistry } from './registry.js';
-import { type Tenant } from './tenant.js';
+import type { TenantRegistry } from './registry.js';
+import type { Tenant } from './tenant.js';
 
 /**
  * The tenant named by the request's host: `acme.api.example.com` under base domain

@@ -1,8 +1,8 @@
-import {
-  type DataSettings,
-  type PlanLimits,
-  type TenantConfig,
-  type TenantModelConfig,
+import type {
+  DataSettings,
+  PlanLimits,
+  TenantConfig,
+  TenantModelConfig,
 } from '../config/schema.js';
 
 /** A tenant as the request pipeline sees it: its configuration with the plan's limits applied. */

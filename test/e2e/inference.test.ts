@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { type z } from 'zod';
-import { type tenantSchema } from '../../src/config/schema.js';
+import type { z } from 'zod';
+import type { tenantSchema } from '../../src/config/schema.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createOipClient, type OipClient } from '../../src/backends/inference/oip-client.js';
 import { createPredictor, type InferEvent } from '../../src/backends/inference/predictor.js';

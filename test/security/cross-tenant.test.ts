@@ -3,7 +3,7 @@ import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOipClient, type OipClient } from '../../src/backends/inference/oip-client.js';
 import { createPredictor } from '../../src/backends/inference/predictor.js';
-import { type TenantDataRef } from '../../src/backends/data/types.js';
+import type { TenantDataRef } from '../../src/backends/data/types.js';
 import { encodeCursor } from '../../src/graphql/args.js';
 import { createMemoryStore } from '../../src/store/memory-store.js';
 import { spawnModelServer, type SpawnedModelServer } from '../../services/model-server/spawn.js';

@@ -2,7 +2,7 @@ import { KeyObject, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenVerifier } from '../../src/auth/verify-token.js';
 import { createDemoData } from '../../src/backends/data/pglite.js';
-import { type SqlDataSource } from '../../src/backends/data/tenant-data-source.js';
+import type { SqlDataSource } from '../../src/backends/data/tenant-data-source.js';
 import {
   AUDIENCE,
   b64url,

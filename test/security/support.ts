@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { Pool } from 'undici';
 import { createDemoData } from '../../src/backends/data/pglite.js';
-import { type SqlDataSource } from '../../src/backends/data/tenant-data-source.js';
+import type { SqlDataSource } from '../../src/backends/data/tenant-data-source.js';
 import { type ErrorCode, HTTP_STATUS } from '../../src/errors.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { startTestGateway, type TestGateway, type TestGatewayOptions } from '../support/gateway.js';

@@ -1,7 +1,7 @@
-import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { type z } from 'zod';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { z } from 'zod';
 import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verify-token.js';
-import { type DataSource } from '../../src/backends/data/types.js';
+import type { DataSource } from '../../src/backends/data/types.js';
 import { DEFAULT_PLANS, type TenantConfig, tenantSchema } from '../../src/config/schema.js';
 import { GatewayError } from '../../src/errors.js';
 import { createSchema } from '../../src/graphql/schema.js';
@@ -11,12 +11,12 @@ import {
   operationLimitsPlugin,
   type OperationLimitsOptions,
 } from '../../src/limits/operation-limits.js';
-import { type PredictionService } from '../../src/loaders/prediction-loaders.js';
+import type { PredictionService } from '../../src/loaders/prediction-loaders.js';
 import { createGateway, type Gateway } from '../../src/server/gateway.js';
-import { type Probe } from '../../src/server/http-handler.js';
-import { type PersistedQueries } from '../../src/server/persisted-queries.js';
-import { type Observability } from '../../src/server/observability.js';
-import { type Store } from '../../src/store/types.js';
+import type { Probe } from '../../src/server/http-handler.js';
+import type { PersistedQueries } from '../../src/server/persisted-queries.js';
+import type { Observability } from '../../src/server/observability.js';
+import type { Store } from '../../src/store/types.js';
 import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 import { createTenantRegistry, type TenantRegistry } from '../../src/tenancy/registry.js';
 import { TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './tokens.js';

@@ -1,12 +1,12 @@
-import { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   inferResponseBody,
   ModelServerError,
   modelMetadataBody,
   parseInferRequest,
 } from './protocol.js';
-import { type ModelRepository, type ServedModel } from './repository.js';
-import { type ServerStats } from './stats.js';
+import type { ModelRepository, ServedModel } from './repository.js';
+import type { ServerStats } from './stats.js';
 import {
   InferenceRunError,
   type InferencePool,

@@ -5,12 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import {
-  type RunMessage,
-  type WireTensor,
-  type WorkerInit,
-  type WorkerMessage,
-} from './worker-protocol.js';
+import type { RunMessage, WireTensor, WorkerInit, WorkerMessage } from './worker-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('infer-worker.ts must run in a worker thread');

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { createModelServerHandler, DEFAULT_MAX_BODY_BYTES } from './http-handler.js';
 import { loadModelRepository, type ModelRepository, ModelRepositoryError } from './repository.js';
 import { createServerStats, type ServerStats } from './stats.js';

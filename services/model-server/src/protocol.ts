@@ -1,5 +1,5 @@
-import { type ServedModel } from './repository.js';
-import { type PoolTensor } from './worker-pool.js';
+import type { ServedModel } from './repository.js';
+import type { PoolTensor } from './worker-pool.js';
 
 /**
  * The Open Inference Protocol v2 (KServe v2 / Triton HTTP) JSON shapes: validation of infer

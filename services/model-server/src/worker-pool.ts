@@ -1,10 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import {
-  type RunMessage,
-  type WireTensor,
-  type WorkerInit,
-  type WorkerMessage,
-} from './worker-protocol.js';
+import type { RunMessage, WireTensor, WorkerInit, WorkerMessage } from './worker-protocol.js';
 
 /** Default number of inference worker threads. */
 export const DEFAULT_POOL_SIZE = 2;

@@ -1,9 +1,9 @@
 import { ConfigError } from '../../config/load.js';
-import { type ConfigFile } from '../../config/schema.js';
+import type { ConfigFile } from '../../config/schema.js';
 import { DEFAULT_ROW_SCHEMA } from './isolation.js';
 import { createPostgresDataSource } from './postgres.js';
-import { type SqlExecutor } from './sql-executor.js';
-import { type TenantDataRef } from './types.js';
+import type { SqlExecutor } from './sql-executor.js';
+import type { TenantDataRef } from './types.js';
 
 const ADMIN_STATEMENT_TIMEOUT_MS = 10 * 60_000;
 

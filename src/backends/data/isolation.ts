@@ -6,7 +6,7 @@ import {
   TENANT_ID_PATTERN,
 } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import { type TenantDataRef } from './types.js';
+import type { TenantDataRef } from './types.js';
 
 const { escapeIdentifier, escapeLiteral } = pg;
 

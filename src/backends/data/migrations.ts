@@ -6,8 +6,8 @@ import {
   tenantSchema,
   type IsolationOptions,
 } from './isolation.js';
-import { type SqlExecutor } from './sql-executor.js';
-import { type TenantDataRef } from './types.js';
+import type { SqlExecutor } from './sql-executor.js';
+import type { TenantDataRef } from './types.js';
 
 const { escapeIdentifier, escapeLiteral } = pg;
 

@@ -10,7 +10,7 @@ import {
   type SessionSource,
   type SqlDataSource,
 } from './tenant-data-source.js';
-import { type QueryEvent, type TenantDataRef } from './types.js';
+import type { QueryEvent, TenantDataRef } from './types.js';
 
 /** Which instance a `createInstance` call is for. */
 export type PgliteInstancePurpose = { kind: 'shared' } | { kind: 'tenant'; tenantId: string };

@@ -9,7 +9,7 @@ import {
   type SqlDataSource,
 } from './tenant-data-source.js';
 import { createTenantPools } from './tenant-pools.js';
-import { type QueryEvent } from './types.js';
+import type { QueryEvent } from './types.js';
 
 /** How long to wait for a connection (new or from a busy pool) before BACKEND_TIMEOUT. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;

@@ -1,15 +1,9 @@
 import { checkIsolationOptions, DEFAULT_ISOLATION_OPTIONS, isolationFor } from './isolation.js';
-import { type MigrationOptions } from './migrations.js';
+import type { MigrationOptions } from './migrations.js';
 import { createPrng, type Prng } from './prng.js';
-import { type SqlExecutor } from './sql-executor.js';
+import type { SqlExecutor } from './sql-executor.js';
 import { runInTransaction } from './tenant-data-source.js';
-import {
-  type Channel,
-  type CustomerRecord,
-  type OrderRecord,
-  type Segment,
-  type TenantDataRef,
-} from './types.js';
+import type { Channel, CustomerRecord, OrderRecord, Segment, TenantDataRef } from './types.js';
 
 export interface SeedOptions {
   /** Customers per tenant; default 200. */

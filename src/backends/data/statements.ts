@@ -1,10 +1,10 @@
-import {
-  type Channel,
-  type CreateOrderInput,
-  type CustomerRecord,
-  type ListCustomersArgs,
-  type OrderRecord,
-  type Segment,
+import type {
+  Channel,
+  CreateOrderInput,
+  CustomerRecord,
+  ListCustomersArgs,
+  OrderRecord,
+  Segment,
 } from './types.js';
 
 /**

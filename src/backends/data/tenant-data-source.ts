@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../../errors.js';
 import { translateDataError, isServerError } from './errors.js';
 import { checkIsolationOptions, isolationFor, type IsolationOptions } from './isolation.js';
-import { type SqlExecutor } from './sql-executor.js';
+import type { SqlExecutor } from './sql-executor.js';
 import {
   createOrderStatement,
   customersByIdsStatement,
@@ -16,7 +16,7 @@ import {
   type OrderRow,
   type Statement,
 } from './statements.js';
-import { type DataSource, type QueryEvent, type TenantDataRef } from './types.js';
+import type { DataSource, QueryEvent, TenantDataRef } from './types.js';
 import { checkCreateOrderInput, checkFirst, checkIds, checkListCustomersArgs } from './validate.js';
 
 /** One exclusive session borrowed for one transaction. */

@@ -1,4 +1,4 @@
-import { type DataSettings } from '../../config/schema.js';
+import type { DataSettings } from '../../config/schema.js';
 
 /** What the data layer needs to know about a tenant: who, and how its data is isolated. */
 export interface TenantDataRef {

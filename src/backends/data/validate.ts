@@ -1,10 +1,5 @@
 import { GatewayError } from '../../errors.js';
-import {
-  type Channel,
-  type CreateOrderInput,
-  type ListCustomersArgs,
-  type Segment,
-} from './types.js';
+import type { Channel, CreateOrderInput, ListCustomersArgs, Segment } from './types.js';
 
 export const SEGMENTS: readonly Segment[] = ['SMB', 'MID_MARKET', 'ENTERPRISE'];
 export const CHANNELS: readonly Channel[] = ['WEB', 'MOBILE', 'STORE', 'PHONE'];

@@ -1,5 +1,5 @@
 import { GatewayError } from '../../errors.js';
-import { type Resolvers } from '../generated/resolvers-types.js';
+import type { Resolvers } from '../generated/resolvers-types.js';
 
 export const PREDICT_SCOPE = 'predict';
 export const MAX_PREDICT_ROWS = 100;

@@ -1,5 +1,5 @@
 import { GatewayError } from '../../errors.js';
-import { type MutationResolvers } from '../generated/resolvers-types.js';
+import type { MutationResolvers } from '../generated/resolvers-types.js';
 
 export const WRITE_SCOPE = 'write';
 

@@ -1,5 +1,5 @@
 import { decodeCursor, pageSize } from '../args.js';
-import { type QueryResolvers } from '../generated/resolvers-types.js';
+import type { QueryResolvers } from '../generated/resolvers-types.js';
 
 export const MAX_PAGE_SIZE = 100;
 

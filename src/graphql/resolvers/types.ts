@@ -1,5 +1,5 @@
 import { encodeCursor, pageSize } from '../args.js';
-import { type Resolvers } from '../generated/resolvers-types.js';
+import type { Resolvers } from '../generated/resolvers-types.js';
 
 export const MAX_ORDERS_PER_CUSTOMER = 50;
 

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
-import {
-  type CreateOrderInput,
-  type CustomerRecord,
-  type OrderRecord,
-  type QueryEvent,
-  type TenantDataRef,
+import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
+import type {
+  CreateOrderInput,
+  CustomerRecord,
+  OrderRecord,
+  QueryEvent,
+  TenantDataRef,
 } from '../../../src/backends/data/types.js';
 import { expectCode } from './support.js';
 

@@ -1,8 +1,8 @@
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDemoData, type PgliteInstancePurpose } from '../../../src/backends/data/pglite.js';
-import { type SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
-import { type QueryEvent, type TenantDataRef } from '../../../src/backends/data/types.js';
+import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
+import type { QueryEvent, TenantDataRef } from '../../../src/backends/data/types.js';
 import { BEHAVIOUR_SEED, describeDataSourceBehaviour } from './behaviour.js';
 
 // One embedded database for schema and row tenants, one more for the database tenant. PGlite

@@ -7,8 +7,8 @@ import {
   type PostgresDataSourceOptions,
 } from '../../../src/backends/data/postgres.js';
 import { seedTenant } from '../../../src/backends/data/seed.js';
-import { type SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
-import { type QueryEvent, type TenantDataRef } from '../../../src/backends/data/types.js';
+import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
+import type { QueryEvent, TenantDataRef } from '../../../src/backends/data/types.js';
 import { BEHAVIOUR_SEED, describeDataSourceBehaviour } from './behaviour.js';
 import {
   closedPort,

@@ -1,8 +1,8 @@
 import { migrateTenant } from '../../../src/backends/data/migrations.js';
 import { createPostgresDataSource } from '../../../src/backends/data/postgres.js';
 import { seedTenant, type SeedOptions } from '../../../src/backends/data/seed.js';
-import { type SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
-import { type QueryEvent, type TenantDataRef } from '../../../src/backends/data/types.js';
+import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
+import type { QueryEvent, TenantDataRef } from '../../../src/backends/data/types.js';
 import {
   createDatabase,
   dbUrl,

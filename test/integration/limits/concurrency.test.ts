@@ -1,11 +1,11 @@
-import { type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConcurrencyLimiter } from '../../../src/limits/concurrency.js';
 import { concurrencyKey } from '../../../src/store/keys.js';
 import { createMemoryStore } from '../../../src/store/memory-store.js';
 import { createRedisClient, waitForRedis } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
-import { type Clock, type Store } from '../../../src/store/types.js';
+import type { Clock, Store } from '../../../src/store/types.js';
 import { uniqueTenant } from '../../unit/store/store-contract.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';

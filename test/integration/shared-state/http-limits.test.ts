@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DataSource } from '../../../src/backends/data/types.js';
+import type { DataSource } from '../../../src/backends/data/types.js';
 import { concurrencyKey, rateLimitKey } from '../../../src/store/keys.js';
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { createTestSigner, type TestSigner } from '../../support/tokens.js';

@@ -3,10 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenVerifier } from '../../../src/auth/verify-token.js';
-import { type DataSource } from '../../../src/backends/data/types.js';
+import type { DataSource } from '../../../src/backends/data/types.js';
 import { DEFAULT_PLANS, tenantSchema } from '../../../src/config/schema.js';
 import { createAdminRoute } from '../../../src/server/admin.js';
 import {

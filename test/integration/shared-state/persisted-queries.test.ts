@@ -1,12 +1,12 @@
-import { type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DataSource } from '../../../src/backends/data/types.js';
+import type { DataSource } from '../../../src/backends/data/types.js';
 import { createAdminRoute } from '../../../src/server/admin.js';
 import { createPersistedQueries, documentHash } from '../../../src/server/persisted-queries.js';
 import { persistedQueryKey, trustedDocumentKey } from '../../../src/store/keys.js';
 import { createRedisClient } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
-import { type Store } from '../../../src/store/types.js';
+import type { Store } from '../../../src/store/types.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
 import { createTenantConfigAdmin } from '../../../src/tenancy/live-config.js';
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';

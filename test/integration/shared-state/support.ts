@@ -1,15 +1,15 @@
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
-import { type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { createPostgresDataSource } from '../../../src/backends/data/postgres.js';
-import { type DataSource } from '../../../src/backends/data/types.js';
+import type { DataSource } from '../../../src/backends/data/types.js';
 import { createAdmissionControl, type AdmissionControl } from '../../../src/limits/admission.js';
 import { createConcurrencyLimiter } from '../../../src/limits/concurrency.js';
 import { createRateLimiter, type LimiterFallback } from '../../../src/limits/rate-limit.js';
-import { type PredictionService } from '../../../src/loaders/prediction-loaders.js';
+import type { PredictionService } from '../../../src/loaders/prediction-loaders.js';
 import { createRedisClient, waitForRedis } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
-import { type Store } from '../../../src/store/types.js';
+import type { Store } from '../../../src/store/types.js';
 
 /** The machine's Redis; each file picks its own database number (see the callers). */
 export const REDIS_HOST_URL = 'redis://127.0.0.1:6379';

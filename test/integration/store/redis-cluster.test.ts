@@ -1,4 +1,4 @@
-import { type Cluster } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRateLimiter } from '../../../src/limits/rate-limit.js';
 import {
@@ -11,7 +11,7 @@ import {
 } from '../../../src/store/keys.js';
 import { createRedisClient, waitForRedis } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
-import { type Store } from '../../../src/store/types.js';
+import type { Store } from '../../../src/store/types.js';
 import { startRedisCluster, type RedisClusterProcesses } from '../../support/redis-cluster.js';
 import { describeStoreContract, uniqueTenant } from '../../unit/store/store-contract.js';
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConcurrencyLimiter } from '../../../src/limits/concurrency.js';
 import { createRateLimiter } from '../../../src/limits/rate-limit.js';
@@ -12,7 +12,7 @@ import {
 } from '../../../src/store/keys.js';
 import { createRedisClient, waitForRedis } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
-import { type Store } from '../../../src/store/types.js';
+import type { Store } from '../../../src/store/types.js';
 import { eventually, uniqueTenant } from '../../unit/store/store-contract.js';
 import { freePort, startRedisServer, type RedisServer } from './redis-process.js';
 

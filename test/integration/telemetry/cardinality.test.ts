@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgliteDataSource } from '../../../src/backends/data/pglite.js';
-import { type SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
+import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import { createObservability } from '../../../src/server/observability.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
 import { createGatewayMetrics } from '../../../src/telemetry/metrics.js';

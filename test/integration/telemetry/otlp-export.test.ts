@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTracing, otlpTracesUrl, type Tracing } from '../../../src/telemetry/tracing.js';
 import { CUSTOMERS_QUERY, eventually, type ObservedStack, startObservedStack } from './stack.js';

@@ -1,6 +1,6 @@
 import { createHmac, generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
-import { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { expect } from 'vitest';
 import { GatewayError } from '../../../src/errors.js';

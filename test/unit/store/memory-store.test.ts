@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryStore } from '../../../src/store/memory-store.js';
-import { type Clock } from '../../../src/store/types.js';
+import type { Clock } from '../../../src/store/types.js';
 import { describeStoreContract } from './store-contract.js';
 
 /** A clock that moves only when told. */

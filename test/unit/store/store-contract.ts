@@ -8,7 +8,7 @@ import {
   rateLimitKey,
   tenantKey,
 } from '../../../src/store/keys.js';
-import { type Store } from '../../../src/store/types.js';
+import type { Store } from '../../../src/store/types.js';
 
 /**
  * The one behavioural suite of the `Store` contract, run against every implementation: the

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Principal } from '../../../src/auth/principal.js';
-import { type TenantConfig } from '../../../src/config/schema.js';
+import type { Principal } from '../../../src/auth/principal.js';
+import type { TenantConfig } from '../../../src/config/schema.js';
 import { DEFAULT_PLANS, tenantSchema } from '../../../src/config/schema.js';
 import { GatewayError } from '../../../src/errors.js';
 import { createTenantRegistry } from '../../../src/tenancy/registry.js';

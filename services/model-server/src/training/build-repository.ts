@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type ModelConfigInput } from '../model-config.js';
+import type { ModelConfigInput } from '../model-config.js';
 import {
   CHURN_FEATURES,
   FRAUD_FEATURES,

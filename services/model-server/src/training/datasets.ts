@@ -1,4 +1,4 @@
-import { type Random } from './random.js';
+import type { Random } from './random.js';
 
 /**
  * Synthetic training data for the reference models. The label of each row is drawn from a

@@ -1,5 +1,5 @@
 import { encodeOnnxModel, type OnnxInitializer, type OnnxNode } from '../onnx/encode-model.js';
-import { type Standardizer, type TrainedModel } from './train.js';
+import type { Standardizer, TrainedModel } from './train.js';
 
 /** Names and provenance to put in the ONNX file. */
 export interface ToOnnxOptions {

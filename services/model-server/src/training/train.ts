@@ -1,5 +1,5 @@
-import { type Dataset } from './datasets.js';
-import { type Random } from './random.js';
+import type { Dataset } from './datasets.js';
+import type { Random } from './random.js';
 
 /**
  * Plain full-batch gradient descent (with heavy-ball momentum) on binary cross-entropy, in

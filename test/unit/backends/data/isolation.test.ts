@@ -5,7 +5,7 @@ import {
   isolationFor,
   tenantSchema,
 } from '../../../../src/backends/data/isolation.js';
-import { type TenantDataRef } from '../../../../src/backends/data/types.js';
+import type { TenantDataRef } from '../../../../src/backends/data/types.js';
 import { GatewayError } from '../../../../src/errors.js';
 
 const options = { rowRole: 'atrium_tenant', rowSchema: 'atrium_shared', statementTimeoutMs: 2500 };

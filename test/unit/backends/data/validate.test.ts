@@ -5,7 +5,7 @@ import {
   checkIds,
   checkListCustomersArgs,
 } from '../../../../src/backends/data/validate.js';
-import { type CreateOrderInput } from '../../../../src/backends/data/types.js';
+import type { CreateOrderInput } from '../../../../src/backends/data/types.js';
 import { GatewayError } from '../../../../src/errors.js';
 
 const valid: CreateOrderInput = {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type GatewayError } from '../../../../src/errors.js';
+import type { GatewayError } from '../../../../src/errors.js';
 import { createOipClient, type OipClient } from '../../../../src/backends/inference/oip-client.js';
 import {
   createPredictor,
