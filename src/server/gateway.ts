@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLSchema } from 'graphql';
+import { DEFAULT_EXECUTOR } from '../config/schema.js';
 import type { GatewayContext } from '../graphql/context.js';
 import { createJitGateway } from '../graphql/jit.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -23,7 +24,7 @@ export interface GatewayOptions extends Omit<HttpHandlerOptions, 'apolloFor'> {
   plugins?: readonly ApolloServerPlugin<GatewayContext>[] | undefined;
   /** NODE_ENV=production: no field suggestions in validation errors. */
   production: boolean;
-  /** What executes operations (default `graphql-js`); `graphql-jit` compiles each operation. */
+  /** What executes operations; default DEFAULT_EXECUTOR (`graphql-jit`: each operation compiled). */
   executor?: 'graphql-js' | 'graphql-jit' | undefined;
   /** How long a stop waits for in-flight requests before closing connections. */
   drainTimeoutMs: number;
@@ -107,7 +108,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!server) {
       const apollo = new ApolloServer<GatewayContext>({
         // graphql-jit plugs in through Apollo's gateway seam (AS5 has no executor option).
-        ...(options.executor === 'graphql-jit'
+        ...((options.executor ?? DEFAULT_EXECUTOR) === 'graphql-jit'
           ? { gateway: createJitGateway(schema) }
           : { schema }),
         formatError,
@@ -118,6 +119,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         // has no tenant in its keys.
         persistedQueries: false,
         csrfPrevention: true,
+        // The gateway drains on SIGTERM itself (stop()). Apollo's own handlers (on by default
+        // outside NODE_ENV=test) would stop this server mid-drain, failing in-flight requests
+        // with 500s, and then re-raise the signal, which main.ts takes as a second one.
+        stopOnTerminationSignals: false,
         logger: apolloLogger(options.logger),
         plugins: [
           ApolloServerPluginLandingPageDisabled(),
