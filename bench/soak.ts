@@ -382,7 +382,8 @@ async function main(): Promise<void> {
   };
   const errors = Object.fromEntries(Object.entries(outcomes).filter(([key]) => key !== '200 ok'));
   const badErrors = Object.entries(errors).filter(([key]) => !key.includes('RATE_LIMITED'));
-  const pass = badErrors.length === 0 && growth.heapUsedMBPer10Min < 1 && completed === sent;
+  const pass =
+    badErrors.length === 0 && growth.heapUsedMBPer10Min < 1 && completed === sent && exitCode === 0;
   const all = perMinute.flatMap((m) => m.latencies).sort((a, b) => a - b);
   const result = {
     startedAt: new Date(started).toISOString(),
@@ -399,6 +400,8 @@ async function main(): Promise<void> {
     errors,
     memoryGrowthAfterWarmup: growth,
     gatewayExitCode: exitCode,
+    // The gateway's last output lines when it did not exit cleanly (for the investigation).
+    ...(exitCode === 0 ? {} : { gatewayOutputTail: gateway.tail }),
     pass,
     perMinute: perMinute.map((m) => {
       const sorted = m.latencies.sort((a, b) => a - b);
