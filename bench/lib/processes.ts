@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnGateway } from '../../test/support/spawn-gateway.js';
@@ -68,6 +68,8 @@ export interface AtriumProcessOptions {
   redisUrl: string;
   /** Extra Node.js options for the gateway process (e.g. --cpu-prof). */
   nodeOptions?: string[] | undefined;
+  /** Preload the memory probe (see `liveMemory`): `--expose-gc` and a SIGUSR2 handler. */
+  memoryProbe?: boolean | undefined;
   timeoutMs?: number | undefined;
 }
 
@@ -88,7 +90,7 @@ export async function startAtrium(options: AtriumProcessOptions): Promise<Server
       REDIS_URL: options.redisUrl,
       REDIS_CLUSTER_NODES: '',
     },
-    nodeArgs: options.nodeOptions,
+    nodeArgs: [...(options.memoryProbe ? MEMORY_PROBE_ARGS : []), ...(options.nodeOptions ?? [])],
     timeoutMs: options.timeoutMs ?? 120_000,
   });
   const startupMs = performance.now() - started;
@@ -114,6 +116,43 @@ export async function startAtrium(options: AtriumProcessOptions): Promise<Server
       await gateway.stop(20_000);
     },
   };
+}
+
+/**
+ * Runs in the gateway process when preloaded (nothing added to src/): on SIGUSR2 it collects all
+ * garbage and writes `process.memoryUsage()` to /tmp/atrium-bench-memory-<pid>.json. After a full
+ * GC `heapUsed` is the live heap, which says what the tenants cost; RSS also holds whatever the
+ * heap grew to under load and has not given back.
+ */
+const MEMORY_PROBE = `
+import { writeFileSync } from 'node:fs';
+process.on('SIGUSR2', () => {
+  globalThis.gc?.();
+  writeFileSync('/tmp/atrium-bench-memory-' + process.pid + '.json', JSON.stringify(process.memoryUsage()));
+});
+`;
+const MEMORY_PROBE_ARGS = [
+  '--expose-gc',
+  '--import',
+  `data:text/javascript,${encodeURIComponent(MEMORY_PROBE)}`,
+];
+
+/** `process.memoryUsage()` of a gateway started with `memoryProbe`, right after a full GC. */
+export async function liveMemory(pid: number): Promise<NodeJS.MemoryUsage> {
+  const file = `/tmp/atrium-bench-memory-${pid}.json`;
+  await rm(file, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 100; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    try {
+      const usage = JSON.parse(await readFile(file, 'utf8')) as NodeJS.MemoryUsage;
+      await rm(file, { force: true });
+      return usage;
+    } catch {
+      // Not written (completely) yet.
+    }
+  }
+  throw new Error(`no memory report from pid ${pid}`);
 }
 
 function waitForExit(child: ChildProcess, graceMs: number): Promise<void> {

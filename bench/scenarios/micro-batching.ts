@@ -8,6 +8,7 @@
 import { type BenchContext, interleavedRounds, type Target } from '../lib/context.js';
 import { benchConfig, benchTenant, REDIS_URL } from '../lib/environment.js';
 import { expectClean, graphql } from '../lib/graphql-client.js';
+import type { LoadResult } from '../lib/load.js';
 import { startAtrium } from '../lib/processes.js';
 import { describeProfile, profileUnderLoad } from '../lib/profile.js';
 import { figure, type ScenarioReport } from '../lib/report.js';
@@ -18,25 +19,33 @@ import { roundRatios, summarize } from './overhead.js';
 export const CONCURRENT_REQUESTS = 64;
 /** Requests per connection in the counted run. */
 const COUNTED_PER_CONNECTION = 20;
+/** The informative third variant: one batch of a (tenant, model, version) in flight at a time. */
+const TUNED = { maxInFlight: 1 };
 const QUERY = 'query Churn($id: ID!) { customer(id: $id) { churnRisk { score } } }';
+
+function modelCores(runs: readonly LoadResult[]): string {
+  return median(runs.map((r) => r.otherCores?.['model server'] ?? Number.NaN)).toFixed(2);
+}
 
 export async function microBatchingScenario(ctx: BenchContext): Promise<ScenarioReport> {
   const modelServer = await ctx.modelServer();
   const token = await ctx.signer.sign({ tenant: ctx.dataTenant, sub: 'bench' });
-  const config = (enabled: boolean) =>
+  const config = (microBatch: Record<string, unknown>) =>
     benchConfig({
       signer: ctx.signer,
       modelServerUrl: modelServer.url,
-      inference: { cacheTtlSeconds: 0, microBatch: { enabled } },
+      inference: { cacheTtlSeconds: 0, microBatch },
       tenants: [benchTenant(ctx.dataTenant, true)],
     });
   const common = { dir: ctx.workDir, databaseUrl: ctx.db.url, redisUrl: REDIS_URL };
-  const [on, off] = await Promise.all([
-    startAtrium({ ...common, name: 'atrium-microbatch-on', config: config(true) }),
-    startAtrium({ ...common, name: 'atrium-microbatch-off', config: config(false) }),
+  const [on, off, tuned] = await Promise.all([
+    startAtrium({ ...common, name: 'atrium-microbatch-on', config: config({}) }),
+    startAtrium({ ...common, name: 'atrium-microbatch-off', config: config({ enabled: false }) }),
+    // Not a default: shows what one batch in flight (rows wait for it) does at this load.
+    startAtrium({ ...common, name: 'atrium-microbatch-tuned', config: config(TUNED) }),
   ]).then((all) => all.map((p) => ctx.track(p)));
-  if (!on || !off) throw new Error('unreachable');
-  for (const gateway of [on, off]) {
+  if (!on || !off || !tuned) throw new Error('unreachable');
+  for (const gateway of [on, off, tuned]) {
     expectClean(await graphql(gateway.url, token, QUERY, { id: ctx.customerIds[0] }), gateway.name);
   }
   // Every request asks for another customer: ids go round the seeded customers.
@@ -56,7 +65,11 @@ export async function microBatchingScenario(ctx: BenchContext): Promise<Scenario
     otherPids:
       modelPid === undefined ? {} : ({ 'model server': modelPid } as Record<string, number>),
   });
-  const targets = [target('batching on', on.url, on.pid), target('batching off', off.url, off.pid)];
+  const targets = [
+    target('batching on', on.url, on.pid),
+    target('batching off', off.url, off.pid),
+    target('batching on, maxInFlight 1', tuned.url, tuned.pid),
+  ];
   const results = await interleavedRounds(ctx, targets);
   const counted = [];
   for (const t of targets) {
@@ -64,18 +77,19 @@ export async function microBatchingScenario(ctx: BenchContext): Promise<Scenario
       await countUnderLoad(ctx, modelServer.url, t, CONCURRENT_REQUESTS * COUNTED_PER_CONNECTION),
     );
   }
-  const [countedOn, countedOff] = counted;
-  await Promise.all([on.stop(), off.stop()]);
+  const [countedOn, countedOff, countedTuned] = counted;
+  await Promise.all([on.stop(), off.stop(), tuned.stop()]);
   ctx.log('micro-batching: profiling the batching gateway under the same load');
   const profile = await profileUnderLoad(
     ctx,
-    { ...common, name: 'atrium-microbatch-on-profiled', config: config(true) },
+    { ...common, name: 'atrium-microbatch-on-profiled', config: config({}) },
     spec,
   );
-  if (!countedOn || !countedOff) throw new Error('unreachable');
+  if (!countedOn || !countedOff || !countedTuned) throw new Error('unreachable');
   const onRuns = results.get('batching on') ?? [];
   const offRuns = results.get('batching off') ?? [];
-  const medians = { on: summarize(onRuns), off: summarize(offRuns) };
+  const tunedRuns = results.get('batching on, maxInFlight 1') ?? [];
+  const medians = { on: summarize(onRuns), off: summarize(offRuns), tuned: summarize(tunedRuns) };
   return {
     scenario: 'micro-batching',
     title: '3. Micro-batching',
@@ -93,20 +107,34 @@ export async function microBatchingScenario(ctx: BenchContext): Promise<Scenario
         { text: '≥ 10×', met: (v) => v >= 10 },
       ),
       figure('rows per infer call, batching on', countedOn.rowsPerInferCall, ''),
+      figure(
+        'maxInFlight 1 (not default): predictions/s, on / off',
+        median(roundRatios(tunedRuns, offRuns, (r) => r.okPerSecond)),
+        '×',
+      ),
+      figure(
+        'maxInFlight 1 (not default): infer calls, off / on',
+        countedOff.inferCallsPerQuery / countedTuned.inferCallsPerQuery,
+        '×',
+      ),
     ],
     data: {
       concurrentRequests: CONCURRENT_REQUESTS,
       query: QUERY,
       medians,
-      counted: { on: countedOn, off: countedOff },
+      tunedMicroBatch: TUNED,
+      counted: { on: countedOn, off: countedOff, tuned: countedTuned },
       profile,
       rounds: Object.fromEntries(results),
     },
     notes: [
       `store: Redis; prediction cache off; default micro-batch settings; ${CONCURRENT_REQUESTS} connections, each request another customer`,
-      `predictions/s (median): on ${Math.round(medians.on.okPerSecond)}, off ${Math.round(medians.off.okPerSecond)}; ` +
-        `infer calls per prediction (${CONCURRENT_REQUESTS * COUNTED_PER_CONNECTION} requests counted): on ${countedOn.inferCallsPerQuery.toFixed(3)}, ` +
-        `off ${countedOff.inferCallsPerQuery.toFixed(3)}; SQL statements per request ${countedOn.statementsPerQuery.toFixed(2)} / ${countedOff.statementsPerQuery.toFixed(2)}`,
+      `predictions/s (median): on ${Math.round(medians.on.okPerSecond)}, off ${Math.round(medians.off.okPerSecond)}, ` +
+        `maxInFlight 1 ${Math.round(medians.tuned.okPerSecond)}; infer calls per prediction ` +
+        `(${CONCURRENT_REQUESTS * COUNTED_PER_CONNECTION} requests counted): on ${countedOn.inferCallsPerQuery.toFixed(3)}, ` +
+        `off ${countedOff.inferCallsPerQuery.toFixed(3)}, maxInFlight 1 ${countedTuned.inferCallsPerQuery.toFixed(3)}; ` +
+        `SQL statements per request ${countedOn.statementsPerQuery.toFixed(2)}; model server CPU (cores, median) ` +
+        `on ${modelCores(onRuns)}, off ${modelCores(offRuns)}`,
       ...describeProfile(profile).map((line) => `batching on: ${line}`),
     ],
   };

@@ -8,7 +8,7 @@ import { type BenchContext, interleavedRounds } from '../lib/context.js';
 import { benchConfig, benchTenant, CHURN_FEATURES, REDIS_URL } from '../lib/environment.js';
 import { runLoad } from '../lib/load.js';
 import { describeProfile, profileStartup, profileUnderLoad } from '../lib/profile.js';
-import { rssBytes, startAtrium } from '../lib/processes.js';
+import { liveMemory, rssBytes, startAtrium } from '../lib/processes.js';
 import { figure, type ScenarioReport } from '../lib/report.js';
 import { median } from '../lib/stats.js';
 import { overheadSpec, roundRatios, summarize } from './overhead.js';
@@ -60,6 +60,7 @@ export async function tenantScaleScenario(ctx: BenchContext): Promise<ScenarioRe
           ...common,
           name: `atrium-${count}-tenants`,
           config: fleetConfig(ctx, tenant, count),
+          memoryProbe: true,
         }),
       ),
     );
@@ -78,6 +79,8 @@ export async function tenantScaleScenario(ctx: BenchContext): Promise<ScenarioRe
     );
   }
   const warmRss = gateways.map((g) => rssBytes(g.pid));
+  const warmHeap = [];
+  for (const g of gateways) warmHeap.push((await liveMemory(g.pid)).heapUsed);
   ctx.log(
     `tenant-scale: start-up ${gateways.map((g) => `${g.name} ${Math.round(g.startupMs)} ms`).join(', ')}; ` +
       `RSS after warm-up ${warmRss.map((r) => `${(r / MB).toFixed(1)} MB`).join(' vs ')}`,
@@ -88,6 +91,8 @@ export async function tenantScaleScenario(ctx: BenchContext): Promise<ScenarioRe
     { warmedUp: true },
   );
   const finalRss = gateways.map((g) => rssBytes(g.pid));
+  const finalHeap = [];
+  for (const g of gateways) finalHeap.push((await liveMemory(g.pid)).heapUsed);
   const smallRuns = results.get(small.name) ?? [];
   const largeRuns = results.get(large.name) ?? [];
   for (const g of gateways) await g.stop();
@@ -127,6 +132,11 @@ export async function tenantScaleScenario(ctx: BenchContext): Promise<ScenarioRe
         median(roundRatios(largeRuns, smallRuns, (r) => r.okPerSecond)),
         '×',
       ),
+      figure(
+        'live heap after GC, 10,000 − 10 tenants',
+        ((warmHeap[1] ?? 0) - (warmHeap[0] ?? 0)) / MB,
+        ' MB',
+      ),
       figure('start-up time, 10,000 / 10 tenants', large.startupMs / small.startupMs, '×'),
     ],
     data: {
@@ -137,6 +147,10 @@ export async function tenantScaleScenario(ctx: BenchContext): Promise<ScenarioRe
         afterWarmup: warmRss.map((r) => r / MB),
         afterRounds: finalRss.map((r) => r / MB),
       },
+      liveHeapMb: {
+        afterWarmup: warmHeap.map((r) => r / MB),
+        afterRounds: finalHeap.map((r) => r / MB),
+      },
       medians: { small: summarize(smallRuns), large: summarize(largeRuns) },
       rounds: Object.fromEntries(results),
       startupProfile,
@@ -145,6 +159,8 @@ export async function tenantScaleScenario(ctx: BenchContext): Promise<ScenarioRe
     notes: [
       `store: Redis; RSS (MB) idle ${idleRss.map((r) => (r / MB).toFixed(0)).join(' vs ')}, after warm-up ` +
         `${warmRss.map((r) => (r / MB).toFixed(0)).join(' vs ')}, after the rounds ${finalRss.map((r) => (r / MB).toFixed(0)).join(' vs ')}; ` +
+        `live heap after a full GC (MB) ${warmHeap.map((r) => (r / MB).toFixed(1)).join(' vs ')} after warm-up, ` +
+        `${finalHeap.map((r) => (r / MB).toFixed(1)).join(' vs ')} after the rounds; ` +
         `start-up ${gateways.map((g) => `${(g.startupMs / 1000).toFixed(1)} s`).join(' vs ')}; p99 ` +
         `${summarize(smallRuns).p99Ms.toFixed(2)} vs ${summarize(largeRuns).p99Ms.toFixed(2)} ms`,
       ...describeProfile(startupProfile).map((line) => `start-up with 10,000 tenants: ${line}`),
