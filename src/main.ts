@@ -35,7 +35,7 @@ import { createMemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-client.js';
 import { createRedisStore } from './store/redis-store.js';
 import type { Store } from './store/types.js';
-import { createLogger, type Logger } from './telemetry/logger.js';
+import { createLogger, flushLogger, type Logger } from './telemetry/logger.js';
 import { createLiveTenantConfig, createTenantConfigAdmin } from './tenancy/live-config.js';
 import {
   createClusterMetricsSource,
@@ -440,10 +440,10 @@ async function main(): Promise<void> {
     if (signals > 1) process.exit(1);
     logger.info({ signal }, 'draining');
     gateway.stop().then(
-      () => process.exit(0),
+      () => flushLogger(logger).then(() => process.exit(0)),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        void flushLogger(logger).then(() => process.exit(1));
       },
     );
   };

@@ -216,8 +216,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       ensureOpen('releaseLease');
       const entry = entries.get(key);
       if (entry?.type !== 'leases') return;
+      // The emptied entry stays (the LRU bounds it): deleting the cache's last entry makes
+      // lru-cache clear all its preallocated slots, ~1000× the cost of this call.
       entry.leases.delete(leaseId);
-      if (entry.leases.size === 0) entries.delete(key);
     },
 
     async publish(channel, message) {

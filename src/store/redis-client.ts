@@ -59,6 +59,9 @@ export function createRedisClient(
     retryStrategy: (attempt) => reconnectDelay(attempt, maxDelay),
     keepAlive: 10_000,
     lazyConnect: false,
+    // Commands issued in the same tick (concurrent requests' rate-limit and lease scripts) go
+    // out as one write: measured +10% requests/s on the overhead bench.
+    enableAutoPipelining: true,
   };
   const onError = options.onError ?? (() => undefined);
   if ('url' in target) {
@@ -89,6 +92,7 @@ export function createRedisClient(
     retryDelayOnTryAgain: 100,
     maxRedirections: 4,
     lazyConnect: false,
+    enableAutoPipelining: true,
   });
   client.on('error', onError);
   return client;

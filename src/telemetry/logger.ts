@@ -4,7 +4,11 @@ export type { Logger };
 
 export interface LoggerOptions {
   level: string;
-  /** Where lines go; defaults to stdout. Tests pass a stream to read what was logged. */
+  /**
+   * Where lines go. Default: stdout through an asynchronous writer, so a request never waits
+   * for its log line (a synchronous pipe write was ~8% of CPU on the overhead bench); call
+   * `flushLogger` before exiting. Tests pass a stream to read what was logged.
+   */
   destination?: NodeJS.WritableStream;
 }
 
@@ -42,6 +46,17 @@ export function createLogger(options: LoggerOptions): Logger {
         censor: '[redacted]',
       },
     },
-    options.destination ?? process.stdout,
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
+}
+
+/** Writes out what the asynchronous destination still holds (before `process.exit`). */
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      logger.flush(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
 }

@@ -1,7 +1,7 @@
 import { decodeCursor, pageSize } from '../args.js';
 import type { QueryResolvers } from '../generated/resolvers-types.js';
 
-export const MAX_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 200;
 
 export const Query: QueryResolvers = {
   viewer: (_parent, _args, { principal, tenant }) => ({
