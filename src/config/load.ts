@@ -5,23 +5,25 @@ import type { z } from 'zod';
 import { configFileSchema, type ConfigFile } from './schema.js';
 
 /** The environment variables Atrium reads, all of them, here and nowhere else. */
-export interface AtriumEnv {
-  ATRIUM_CONFIG?: string | undefined;
-  ATRIUM_HOME?: string | undefined;
-  PORT?: string | undefined;
-  HOST?: string | undefined;
-  DATABASE_URL?: string | undefined;
-  REDIS_URL?: string | undefined;
-  REDIS_CLUSTER_NODES?: string | undefined;
-  MODEL_SERVER_PORT?: string | undefined;
-  NODE_ENV?: string | undefined;
-  LOG_LEVEL?: string | undefined;
-  OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string | undefined;
-  OTEL_SERVICE_NAME?: string | undefined;
+export const ENV_NAMES = [
+  'ATRIUM_CONFIG',
+  'ATRIUM_HOME',
+  'PORT',
+  'HOST',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'MODEL_SERVER_PORT',
+  'NODE_ENV',
+  'LOG_LEVEL',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_SERVICE_NAME',
   /** Gateway worker processes (`server.workers`): a number or `auto`. */
-  ATRIUM_WORKERS?: string | undefined;
-}
+  'ATRIUM_WORKERS',
+] as const;
+
+export type AtriumEnv = { [Name in (typeof ENV_NAMES)[number]]?: string | undefined };
 
 export interface AtriumConfig extends ConfigFile {
   /** `demo` when started without ATRIUM_CONFIG: embedded data, memory store, dev keys. */
@@ -170,38 +172,7 @@ export function resolveHome(env: AtriumEnv): string {
 
 /** Reads the environment (defaults to `process.env`). The only reader of process.env in src/. */
 export function readEnv(source: NodeJS.ProcessEnv = process.env): AtriumEnv {
-  const {
-    ATRIUM_CONFIG,
-    ATRIUM_HOME,
-    PORT,
-    HOST,
-    DATABASE_URL,
-    REDIS_URL,
-    REDIS_CLUSTER_NODES,
-    MODEL_SERVER_PORT,
-    NODE_ENV,
-    LOG_LEVEL,
-    OTEL_EXPORTER_OTLP_ENDPOINT,
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    OTEL_SERVICE_NAME,
-    ATRIUM_WORKERS,
-  } = source;
-  return {
-    ATRIUM_CONFIG,
-    ATRIUM_HOME,
-    PORT,
-    HOST,
-    DATABASE_URL,
-    REDIS_URL,
-    REDIS_CLUSTER_NODES,
-    MODEL_SERVER_PORT,
-    NODE_ENV,
-    LOG_LEVEL,
-    OTEL_EXPORTER_OTLP_ENDPOINT,
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    OTEL_SERVICE_NAME,
-    ATRIUM_WORKERS,
-  };
+  return Object.fromEntries(ENV_NAMES.map((name) => [name, source[name]])) as AtriumEnv;
 }
 
 /** Production start: the config file named by ATRIUM_CONFIG, validated, with env applied. */
