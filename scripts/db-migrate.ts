@@ -5,7 +5,8 @@
  */
 import { forEachTenant } from '../src/backends/data/admin.js';
 import { migrateTenant } from '../src/backends/data/migrations.js';
-import { ConfigError, loadConfigFile, readEnv } from '../src/config/load.js';
+import { loadConfigFile, readEnv } from '../src/config/load.js';
+import { reportOutcomes, runScript } from './tenant-task.js';
 
 async function main(): Promise<number> {
   const env = readEnv();
@@ -28,22 +29,7 @@ async function main(): Promise<number> {
       return `migrated (${result.strategy}): ${where}`;
     },
   });
-  for (const o of outcomes) {
-    const line = `${o.ok ? 'ok  ' : 'FAIL'} ${o.tenantId} @ ${o.target}: ${o.message}`;
-    if (o.ok) console.log(line);
-    else console.error(line);
-  }
-  const failed = outcomes.filter((o) => !o.ok).length;
-  console.log(`${outcomes.length - failed} of ${outcomes.length} tenants migrated`);
-  return failed === 0 ? 0 : 1;
+  return reportOutcomes(outcomes, 'migrated');
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    console.error(error instanceof ConfigError ? error.message : error);
-    process.exitCode = 2;
-  },
-);
+runScript(main);

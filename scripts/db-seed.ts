@@ -12,6 +12,7 @@ import {
   seedTenant,
 } from '../src/backends/data/seed.js';
 import { ConfigError, loadConfigFile, readEnv } from '../src/config/load.js';
+import { reportOutcomes, runScript } from './tenant-task.js';
 
 function intOption(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -61,22 +62,7 @@ async function main(): Promise<number> {
       );
     },
   });
-  for (const o of outcomes) {
-    const line = `${o.ok ? 'ok  ' : 'FAIL'} ${o.tenantId} @ ${o.target}: ${o.message}`;
-    if (o.ok) console.log(line);
-    else console.error(line);
-  }
-  const failed = outcomes.filter((o) => !o.ok).length;
-  console.log(`${outcomes.length - failed} of ${outcomes.length} tenants seeded`);
-  return failed === 0 ? 0 : 1;
+  return reportOutcomes(outcomes, 'seeded');
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    console.error(error instanceof ConfigError ? error.message : error);
-    process.exitCode = 2;
-  },
-);
+runScript(main);
