@@ -437,7 +437,10 @@ async function main(): Promise<void> {
   let signals = 0;
   const shutdown = (signal: string) => {
     signals += 1;
-    if (signals > 1) process.exit(1);
+    // `npm start` (tsx) relays a terminal's Ctrl-C, so one press can arrive twice: a repeat
+    // keeps draining; a third signal means the operator insists.
+    if (signals > 2) process.exit(1);
+    if (signals > 1) return;
     logger.info({ signal }, 'draining');
     gateway.stop().then(
       () => flushLogger(logger).then(() => process.exit(0)),

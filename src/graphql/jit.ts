@@ -14,12 +14,19 @@ import { LRUCache } from 'lru-cache';
 /** Apollo Server's gateway interface (the one seam AS5 leaves for a custom executor). */
 export type JitGateway = ApolloServerOptionsWithGateway<BaseContext>['gateway'];
 
+export const DEFAULT_COMPILE_AFTER_USES = 2;
+
 /** Compiled operations kept per schema; an operation compiles in well under a millisecond. */
 export const DEFAULT_MAX_COMPILED_OPERATIONS = 1_000;
 
 export interface JitGatewayOptions {
   /** Compiled operations kept (least recently used dropped); default 1,000. */
   maxCompiledOperations?: number | undefined;
+  /**
+   * Uses of an operation before it is compiled (default 2): until then graphql-js runs it, so
+   * one-off documents never pay for a compile.
+   */
+  compileAfterUses?: number | undefined;
   /** Told when an operation is compiled, or cannot be and runs on graphql-js instead. */
   onCompile?:
     ((event: { operationName: string | undefined; compiled: boolean }) => void) | undefined;
@@ -89,6 +96,11 @@ export function createJitGateway(
     );
   }
   const plans = new LRUCache<string, Plan>({ max });
+  // Compiling costs several times a graphql-js execution, so a flood of one-off documents
+  // must not buy a compile each: an operation is compiled on its second use, when it has
+  // shown it repeats (the documents a front-end sends do, at once).
+  const compileAfterUses = options.compileAfterUses ?? DEFAULT_COMPILE_AFTER_USES;
+  const uses = new LRUCache<string, number>({ max: max * 4 });
 
   function planFor(
     queryHash: string,
@@ -99,6 +111,12 @@ export function createJitGateway(
     const key = `${queryHash}\u0000${operationName ?? ''}`;
     let plan = plans.get(key);
     if (plan === undefined) {
+      const used = (uses.get(key) ?? 0) + 1;
+      if (used < compileAfterUses) {
+        uses.set(key, used);
+        return 'graphql-js';
+      }
+      uses.delete(key);
       let compiled: CompiledQuery | ExecutionResult | undefined;
       try {
         compiled = compileQuery(schema, document, operationName);
@@ -146,6 +164,7 @@ export function createJitGateway(
     },
     async stop() {
       plans.clear();
+      uses.clear();
     },
   };
 }

@@ -129,7 +129,8 @@ beforeAll(async () => {
   reference = new ApolloServer<Context>({ ...common, schema: s });
   jit = new ApolloServer<Context>({
     ...common,
-    gateway: createJitGateway(s, { onCompile: (e) => compiles.push(e) }),
+    // Compile on first use, so every case below is answered by graphql-jit itself.
+    gateway: createJitGateway(s, { compileAfterUses: 1, onCompile: (e) => compiles.push(e) }),
   });
   await Promise.all([reference.start(), jit.start()]);
 });
@@ -257,6 +258,30 @@ describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
       expect(actual.result.data).toEqual({ customer: { id: 'c1' } });
     }
     expect(compiles).toEqual([{ operationName: 'Once', compiled: true }]);
+  });
+
+  it('by default compiles an operation on its second use, never a one-off document', async () => {
+    const events: { compiled: boolean }[] = [];
+    const s = schema();
+    const lazy = new ApolloServer<Context>({
+      ...common,
+      gateway: createJitGateway(s, { onCompile: (e) => events.push(e) }),
+    });
+    await lazy.start();
+    try {
+      const ask = async () =>
+        lazy.executeOperation(
+          { query: 'query Twice { customer(id: "c1") { id } }' },
+          { contextValue: { tenant: 'acme', calls: [] } },
+        );
+      await ask();
+      expect(events).toEqual([]);
+      await ask();
+      await ask();
+      expect(events).toEqual([{ operationName: 'Twice', compiled: true }]);
+    } finally {
+      await lazy.stop();
+    }
   });
 
   it('runs resolvers with the request context', async () => {
