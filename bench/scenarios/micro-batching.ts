@@ -108,12 +108,12 @@ export async function microBatchingScenario(ctx: BenchContext): Promise<Scenario
       ),
       figure('rows per infer call, batching on', countedOn.rowsPerInferCall, ''),
       figure(
-        'maxInFlight 1 (not default): predictions/s, on / off',
+        'maxInFlight 1, explicit: predictions/s, on / off',
         median(roundRatios(tunedRuns, offRuns, (r) => r.okPerSecond)),
         '×',
       ),
       figure(
-        'maxInFlight 1 (not default): infer calls, off / on',
+        'maxInFlight 1, explicit: infer calls, off / on',
         countedOff.inferCallsPerQuery / countedTuned.inferCallsPerQuery,
         '×',
       ),
