@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { expect } from 'vitest';
 import { GatewayError } from '../../../src/errors.js';
+import { eventually as retryUntil } from '../../support/eventually.js';
 
 /** The test PostgreSQL (trust auth). Each test file creates its own schemas, roles, databases. */
 export const PG_HOST = '127.0.0.1';
@@ -97,10 +98,5 @@ export async function expectCode(promise: Promise<unknown>, code: string): Promi
 
 /** Polls `check` until it returns true or `timeoutMs` passes (for asynchronous closes). */
 export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await retryUntil(check, timeoutMs, 25);
 }

@@ -126,23 +126,7 @@ export function recordingPredictor(): PredictionService & {
   };
 }
 
-/** Polls `check` until it passes or `timeoutMs` elapses (then throws its last failure). */
-export async function eventually(
-  check: () => void | Promise<void>,
-  timeoutMs = 2_000,
-  everyMs = 20,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, everyMs));
-    }
-  }
-}
+export { eventually } from '../../support/eventually.js';
 
 /**
  * A TCP proxy on a free loopback port in front of `targetPort`: `cut()` drops every

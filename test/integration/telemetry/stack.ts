@@ -15,6 +15,7 @@ import { spawnModelServer, type SpawnedModelServer } from '../../../services/mod
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { createTestSigner } from '../../support/tokens.js';
 import { createPostgresFixture, type PostgresFixture } from '../gateway/postgres-fixture.js';
+import { eventually as retryUntil } from '../../support/eventually.js';
 
 export const CHURN_FEATURES = [
   'tenureMonths',
@@ -186,18 +187,10 @@ export async function startObservedStack(
   };
 }
 
-/** Retries `check` until it stops throwing (bounded): the request's observation ends on the
- * response's `close` event, which may run just after the client has its answer. */
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 3_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
+/** `eventually` with 3 s: the request's observation ends on the response's `close` event,
+ * which may run just after the client has its answer. */
+export function eventually<T>(check: () => T | Promise<T>, timeoutMs = 3_000): Promise<T> {
+  return retryUntil(check, timeoutMs);
 }
 
 /** The value of one exact series line (`name{labels}`) in an exposition text. */

@@ -9,6 +9,7 @@ import {
   tenantKey,
 } from '../../../src/store/keys.js';
 import type { Store } from '../../../src/store/types.js';
+import { eventually } from '../../support/eventually.js';
 
 /**
  * The one behavioural suite of the `Store` contract, run against every implementation: the
@@ -32,22 +33,7 @@ export function uniqueTenant(label: string): string {
   return `t-${label}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Polls `check` until it passes or `timeoutMs` elapses (then throws its last failure). */
-export async function eventually(
-  check: () => void | Promise<void>,
-  timeoutMs = 2_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-}
+export { eventually };
 
 export function describeStoreContract(
   name: string,

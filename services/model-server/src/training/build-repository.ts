@@ -51,48 +51,37 @@ interface ModelRecipe {
   versions: readonly VersionRecipe[];
 }
 
+/** Both models get the same two recipes: a linear baseline (v1) and a small MLP (v2). */
+const STANDARD_VERSIONS: readonly VersionRecipe[] = [
+  {
+    version: 1,
+    kind: 'logistic',
+    description: 'logistic regression, 300 epochs, L2 1e-3',
+    gd: { epochs: 300, learningRate: 0.5, l2: 1e-3, momentum: 0.9 },
+  },
+  {
+    version: 2,
+    kind: 'mlp',
+    description: 'MLP 5-8-1 (ReLU), 600 epochs, L2 1e-4',
+    hidden: 8,
+    gd: { epochs: 600, learningRate: 0.3, l2: 1e-4, momentum: 0.9 },
+  },
+];
+
 const RECIPES: readonly ModelRecipe[] = [
   {
     name: 'churn',
     description: 'Probability that a customer churns, from raw customer features.',
     columns: CHURN_FEATURES,
     generate: generateChurnDataset,
-    versions: [
-      {
-        version: 1,
-        kind: 'logistic',
-        description: 'logistic regression, 300 epochs, L2 1e-3',
-        gd: { epochs: 300, learningRate: 0.5, l2: 1e-3, momentum: 0.9 },
-      },
-      {
-        version: 2,
-        kind: 'mlp',
-        description: 'MLP 5-8-1 (ReLU), 600 epochs, L2 1e-4',
-        hidden: 8,
-        gd: { epochs: 600, learningRate: 0.3, l2: 1e-4, momentum: 0.9 },
-      },
-    ],
+    versions: STANDARD_VERSIONS,
   },
   {
     name: 'fraud',
     description: 'Probability that an order is fraudulent, from raw order features.',
     columns: FRAUD_FEATURES,
     generate: generateFraudDataset,
-    versions: [
-      {
-        version: 1,
-        kind: 'logistic',
-        description: 'logistic regression, 300 epochs, L2 1e-3',
-        gd: { epochs: 300, learningRate: 0.5, l2: 1e-3, momentum: 0.9 },
-      },
-      {
-        version: 2,
-        kind: 'mlp',
-        description: 'MLP 5-8-1 (ReLU), 600 epochs, L2 1e-4',
-        hidden: 8,
-        gd: { epochs: 600, learningRate: 0.3, l2: 1e-4, momentum: 0.9 },
-      },
-    ],
+    versions: STANDARD_VERSIONS,
   },
 ];
 
