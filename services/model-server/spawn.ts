@@ -3,12 +3,14 @@
  * launcher. The gateway itself never imports this package; it talks to the server over HTTP.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_MODEL_REPOSITORY, DEMO_RECIPES } from './defaults.js';
+
+export { DEFAULT_MODEL_REPOSITORY, DEMO_RECIPES };
 
 const MAIN = fileURLToPath(new URL('./src/main.ts', import.meta.url));
 const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** The repository the server uses when none is given (gitignored; built on first start). */
-export const DEFAULT_MODEL_REPOSITORY = fileURLToPath(new URL('./models', import.meta.url));
 const READY_LINE = /^model-server listening on (http:\/\/\S+?):(\d+)\s*$/m;
 
 /** Default time to wait for the ready line (covers building the models on a fresh clone). */
@@ -22,8 +24,16 @@ export interface SpawnModelServerOptions {
   port?: number;
   /** Listen address (default 127.0.0.1). */
   host?: string;
-  /** Model repository; default `services/model-server/models` (built on first start). */
+  /**
+   * Model repository, served as it is unless `recipes` is given. With neither option: the
+   * demo's repository, `services/model-server/models`, built from the demo's recipes.
+   */
   repo?: string;
+  /**
+   * A recipe module (exports `recipes: ModelRecipe[]`) to build `repo` from when it is missing
+   * or stale; needs `repo`. Relative paths (both) are resolved from the current directory.
+   */
+  recipes?: string;
   /** Inference worker threads (server default 2). */
   workers?: number;
   /** Requests allowed to wait for a busy pool (server default 256). */
@@ -53,9 +63,19 @@ export function spawnModelServer(
   options: SpawnModelServerOptions = {},
 ): Promise<SpawnedModelServer> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_SPAWN_TIMEOUT_MS;
-  const args = ['--import', 'tsx', MAIN, '--port', String(options.port ?? 0)];
+  if (options.recipes !== undefined && options.repo === undefined) {
+    // The default repository is the demo's: another module's models must not replace it.
+    throw new TypeError(
+      `SpawnModelServerOptions.repo is required with recipes (got recipes=${options.recipes})`,
+    );
+  }
+  const { repo, recipes } =
+    options.repo === undefined
+      ? { repo: DEFAULT_MODEL_REPOSITORY, recipes: DEMO_RECIPES }
+      : { repo: path.resolve(options.repo), recipes: options.recipes };
+  const args = ['--import', 'tsx', MAIN, '--port', String(options.port ?? 0), '--repo', repo];
+  if (recipes !== undefined) args.push('--recipes', path.resolve(recipes));
   if (options.host !== undefined) args.push('--host', options.host);
-  if (options.repo !== undefined) args.push('--repo', options.repo);
   if (options.workers !== undefined) args.push('--workers', String(options.workers));
   if (options.queue !== undefined) args.push('--queue', String(options.queue));
   if (options.maxBodyBytes !== undefined)

@@ -2,7 +2,8 @@
  * Reference Open Inference Protocol v2 server for Atrium.
  *
  *   node --import tsx services/model-server/src/main.ts [--port 8001] [--host 127.0.0.1]
- *        [--repo services/model-server/models] [--workers 2] [--queue 256] [--max-body-bytes 8388608]
+ *        [--repo services/model-server/models] [--recipes <module>] [--workers 2] [--queue 256]
+ *        [--max-body-bytes 8388608]
  *
  * Prints `model-server listening on http://HOST:PORT` once it serves; drains on SIGTERM/SIGINT.
  */
@@ -15,8 +16,8 @@ const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_REPO = fileURLToPath(new URL('../models', import.meta.url));
 
 const usage =
-  'usage: model-server [--port <0-65535>] [--host <addr>] [--repo <dir>] [--workers <1-64>] ' +
-  '[--queue <n>] [--max-body-bytes <n>]';
+  'usage: model-server [--port <0-65535>] [--host <addr>] [--repo <dir>] [--recipes <module>] ' +
+  '[--workers <1-64>] [--queue <n>] [--max-body-bytes <n>]';
 
 function fail(message: string): never {
   console.error(`model-server: ${message}\n${usage}`);
@@ -45,6 +46,7 @@ try {
       port: { type: 'string' },
       host: { type: 'string', default: DEFAULT_HOST },
       repo: { type: 'string', default: DEFAULT_REPO },
+      recipes: { type: 'string' },
       workers: { type: 'string' },
       queue: { type: 'string' },
       'max-body-bytes': { type: 'string' },
@@ -66,6 +68,7 @@ let server;
 try {
   server = await startModelServer({
     repo: args.repo,
+    recipes: args.recipes,
     host: args.host,
     port: integer('port', args.port, DEFAULT_PORT, 0, 65_535)!,
     workers: integer('workers', args.workers, undefined, 1, 64),
@@ -78,7 +81,7 @@ try {
   process.exit(1);
 }
 
-if (server.builtModels) log(`built the reference models into ${server.repository.root}`);
+if (server.builtModels) log(`built the models of ${args.recipes} into ${server.repository.root}`);
 const models = [...server.repository.models.values()].map(
   (m) => `${m.name}[${m.versions.join(',')}]`,
 );

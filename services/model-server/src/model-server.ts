@@ -30,8 +30,11 @@ export interface ModelServerOptions {
   /** Requests allowed to wait for a busy pool before 503 (default 256). */
   maxQueue?: number;
   maxBodyBytes?: number;
-  /** Train and write the reference models first when the repository has none (default true). */
-  buildIfMissing?: boolean;
+  /**
+   * A recipe module (exports `recipes: ModelRecipe[]`): build `repo` from it first when it is
+   * missing or stale. Without it the repository is served as it is on disk.
+   */
+  recipes?: string;
   drainTimeoutMs?: number;
   /** Diagnostics (repository warnings, internal errors). */
   log: (message: string) => void;
@@ -44,7 +47,7 @@ export interface RunningModelServer {
   port: number;
   repository: ModelRepository;
   stats: ServerStats;
-  /** Whether the reference models had to be built at start. */
+  /** Whether the models had to be built from `recipes` at start. */
   builtModels: boolean;
   /** Stops accepting, drains in-flight requests, terminates the workers. Idempotent. */
   close(): Promise<void>;
@@ -53,7 +56,9 @@ export interface RunningModelServer {
 /** Loads the repository, starts the worker pool and listens. Rejects if any step fails. */
 export async function startModelServer(options: ModelServerOptions): Promise<RunningModelServer> {
   const { built } =
-    options.buildIfMissing === false ? { built: false } : await ensureModelRepository(options.repo);
+    options.recipes === undefined
+      ? { built: false }
+      : await ensureModelRepository({ repo: options.repo, recipes: options.recipes });
   const repository = await loadModelRepository(options.repo);
   for (const warning of repository.warnings) options.log(`warning: ${warning}`);
 

@@ -12,7 +12,7 @@ export const DEFAULT_RUN_TIMEOUT_MS = 30_000;
 
 /** Options of {@link createInferencePool}. */
 export interface InferencePoolOptions {
-  /** Model versions every worker loads: `key` (e.g. `churn/2`) → path of the .onnx file. */
+  /** Model versions every worker loads: `key` (e.g. `mymodel/2`) → path of the .onnx file. */
   models: ReadonlyArray<{ key: string; file: string }>;
   /** Worker threads, 1..64. */
   size?: number;

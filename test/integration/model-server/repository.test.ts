@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_MODEL_REPOSITORY,
+  DEMO_RECIPES,
   spawnModelServer,
   type SpawnedModelServer,
 } from '../../../services/model-server/spawn.js';
@@ -101,7 +102,7 @@ describe('building on a fresh clone', () => {
   it('builds the models into an empty repository at start, byte-identical to the default build', async () => {
     const repo = path.join(scratch, 'fresh');
     await mkdir(repo);
-    const server = await start({ port: 0, repo });
+    const server = await start({ port: 0, repo, recipes: DEMO_RECIPES });
     expect(
       ((await call(`${server.url}/v2/models/fraud`)).body as { versions: string[] }).versions,
     ).toEqual(['1', '2']);

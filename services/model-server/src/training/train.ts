@@ -1,4 +1,4 @@
-import type { Dataset } from './datasets.js';
+import type { Dataset } from './dataset.js';
 import type { Random } from './random.js';
 
 /**
