@@ -3,7 +3,7 @@ import { z } from 'zod';
 /**
  * The per-model `config.json` of the model repository, a JSON cousin of Triton's
  * `config.pbtxt`: `<repo>/<model>/config.json` next to numeric version folders holding
- * `model.onnx`.
+ * `model.onnx`. A Triton `config.pbtxt` is read into the same shape (`triton-config.ts`).
  */
 
 /** Tensor element types this server can feed to / read from onnxruntime. */
@@ -45,6 +45,12 @@ export const modelConfigSchema = z.object({
   /** Which version folders are served. Default `all` (Triton's default is latest 1). */
   version_policy: versionPolicySchema.default({ all: {} }),
   description: z.string().optional(),
+  /** The file each version folder holds (Triton's field; default `model.onnx`). */
+  default_model_filename: z
+    .string()
+    .regex(/^[^/\\]+$/, 'a file name without a folder')
+    .refine((f) => f !== '.' && f !== '..', 'a file name without a folder')
+    .default('model.onnx'),
 });
 
 /** Parsed `config.json`. */

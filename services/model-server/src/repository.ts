@@ -1,14 +1,16 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type ModelConfig, modelConfigSchema, type TensorConfig } from './model-config.js';
+import { parseTritonConfig, TritonConfigError } from './triton-config.js';
 
 /**
- * Reads a Triton-like model repository:
+ * Reads a Triton-layout model repository:
  * ```
- * <repo>/<model>/config.json
+ * <repo>/<model>/config.json               or Triton's config.pbtxt
  * <repo>/<model>/<version>/model.onnx      version = positive integer
  * ```
- * and applies each model's version policy. A malformed config fails the load with a message
+ * and applies each model's version policy. Tensor names, widths and batch limits come from the
+ * config (checked against the ONNX graph at start), never from code. A malformed config fails the load with a message
  * naming the file and field, so a bad repository stops the server at start, not at request time.
  */
 
@@ -24,7 +26,7 @@ export interface ServedModel {
   versions: readonly string[];
   /** The highest servable version: the one used when a request names none. */
   latest: string;
-  /** version → absolute path of its model.onnx. */
+  /** version → absolute path of its model file. */
   files: ReadonlyMap<string, string>;
   config: ModelConfig;
 }
@@ -33,7 +35,7 @@ export interface ServedModel {
 export interface ModelRepository {
   root: string;
   models: ReadonlyMap<string, ServedModel>;
-  /** Folders that were skipped and why (no config.json, a version folder without model.onnx). */
+  /** What was skipped or ignored and why (no config, a version folder without its model file). */
   warnings: readonly string[];
 }
 
@@ -64,19 +66,49 @@ export async function loadModelRepository(root: string): Promise<ModelRepository
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
     const dir = path.join(absolute, entry.name);
-    const configFile = path.join(dir, 'config.json');
-    if (!(await isFile(configFile))) {
-      warnings.push(`${dir}: no config.json, skipped`);
+    const json = path.join(dir, 'config.json');
+    const pbtxt = path.join(dir, 'config.pbtxt');
+    const [hasJson, hasPbtxt] = await Promise.all([isFile(json), isFile(pbtxt)]);
+    if (!hasJson && !hasPbtxt) {
+      warnings.push(`${dir}: no config.json or config.pbtxt, skipped`);
       continue;
     }
+    if (hasJson && hasPbtxt) warnings.push(`${pbtxt}: ignored, ${json} is used`);
     if (!MODEL_NAME.test(entry.name)) {
       throw new ModelRepositoryError(`${dir}: model folder names must match ${MODEL_NAME}`);
     }
-    models.set(entry.name, await loadModel(entry.name, dir, configFile, warnings));
+    models.set(entry.name, await loadModel(entry.name, dir, hasJson ? json : pbtxt, warnings));
   }
-  if (models.size === 0)
-    throw new ModelRepositoryError(`model repository ${absolute} has no models`);
+  if (models.size === 0) {
+    throw new ModelRepositoryError(
+      `model repository ${absolute} has no models (expected <model>/config.json or ` +
+        `config.pbtxt and <model>/<version>/model.onnx; build one with ` +
+        `npm run models:build -- --recipes <module> --out <repo>)`,
+    );
+  }
   return { root: absolute, models, warnings };
+}
+
+/** Reads `config.json` or `config.pbtxt` into the unvalidated config shape. */
+async function readConfig(configFile: string, warnings: string[]): Promise<unknown> {
+  const text = await readFile(configFile, 'utf8');
+  if (configFile.endsWith('.pbtxt')) {
+    try {
+      const triton = parseTritonConfig(text);
+      for (const w of triton.warnings) warnings.push(`${configFile}: ${w}`);
+      return triton.config;
+    } catch (err) {
+      if (!(err instanceof TritonConfigError)) throw err;
+      throw new ModelRepositoryError(`${configFile}: ${err.message}`, { cause: err });
+    }
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ModelRepositoryError(`${configFile}: not valid JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
 }
 
 async function loadModel(
@@ -85,14 +117,7 @@ async function loadModel(
   configFile: string,
   warnings: string[],
 ): Promise<ServedModel> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(configFile, 'utf8'));
-  } catch (err) {
-    throw new ModelRepositoryError(`${configFile}: not valid JSON: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
+  const raw = await readConfig(configFile, warnings);
   const parsed = modelConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues
@@ -116,9 +141,13 @@ async function loadModel(
   const onDisk = new Map<number, string>();
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (!entry.isDirectory() || !VERSION_NAME.test(entry.name)) continue;
-    const file = path.join(dir, entry.name, 'model.onnx');
+    const file = path.join(dir, entry.name, config.default_model_filename);
     if (await isFile(file)) onDisk.set(Number(entry.name), file);
-    else warnings.push(`${path.join(dir, entry.name)}: no model.onnx, version skipped`);
+    else {
+      warnings.push(
+        `${path.join(dir, entry.name)}: no ${config.default_model_filename}, version skipped`,
+      );
+    }
   }
   const available = [...onDisk.keys()].sort((a, b) => a - b);
 
@@ -140,7 +169,7 @@ async function loadModel(
   }
   if (served.length === 0) {
     throw new ModelRepositoryError(
-      `${dir}: no servable version (expected <version>/model.onnx folders)`,
+      `${dir}: no servable version (expected <version>/${config.default_model_filename} folders)`,
     );
   }
   const versions = served.map(String);

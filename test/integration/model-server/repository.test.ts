@@ -160,6 +160,16 @@ describe.concurrent('start-up failures', () => {
     );
   });
 
+  it('refuses an empty repository when no recipes are given, saying how to build one', async ({
+    expect,
+  }) => {
+    const repo = path.join(scratch, 'empty-without-recipes');
+    await mkdir(repo);
+    await expect(start({ port: 0, repo })).rejects.toThrow(
+      /has no models .*npm run models:build -- --recipes <module> --out <repo>/,
+    );
+  });
+
   it('refuses bad command-line values', async ({ expect }) => {
     await expect(start({ port: 0, workers: 0 })).rejects.toThrow(
       /--workers must be an integer in 1\.\.64/,
