@@ -5,7 +5,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import type { RunMessage, WireTensor, WorkerInit, WorkerMessage } from './worker-protocol.js';
+import type {
+  GraphTensor,
+  RunMessage,
+  WireTensor,
+  WorkerInit,
+  WorkerMessage,
+} from './worker-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('infer-worker.ts must run in a worker thread');
@@ -30,12 +36,20 @@ try {
     type: 'ready',
     models: [...sessions].map(([key, s]) => ({
       key,
-      inputNames: [...s.inputNames],
-      outputNames: [...s.outputNames],
+      signature: {
+        inputs: s.inputMetadata.map(graphTensor),
+        outputs: s.outputMetadata.map(graphTensor),
+      },
     })),
   });
 } catch (err) {
   post({ type: 'load-error', message: err instanceof Error ? err.message : String(err) });
+}
+
+function graphTensor(meta: ort.InferenceSession.ValueMetadata): GraphTensor {
+  return meta.isTensor
+    ? { name: meta.name, type: meta.type, shape: [...meta.shape] }
+    : { name: meta.name, type: undefined, shape: [] };
 }
 
 port.on('message', (message: RunMessage) => {

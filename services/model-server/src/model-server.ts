@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createModelServerHandler, DEFAULT_MAX_BODY_BYTES } from './http-handler.js';
+import type { TensorConfig } from './model-config.js';
 import { loadModelRepository, type ModelRepository, ModelRepositoryError } from './repository.js';
 import { createServerStats, type ServerStats } from './stats.js';
 import { ensureModelRepository } from './training/build-repository.js';
@@ -10,6 +11,10 @@ import {
   DEFAULT_POOL_SIZE,
   type InferencePool,
 } from './worker-pool.js';
+import type { GraphTensor } from './worker-protocol.js';
+
+/** onnxruntime's element type for each datatype a config may declare. */
+const ONNX_TYPES: Record<TensorConfig['datatype'], string> = { FP32: 'float32' };
 
 /** `name` reported by `GET /v2`. */
 export const MODEL_SERVER_NAME = 'atrium-model-server';
@@ -126,27 +131,51 @@ export async function startModelServer(options: ModelServerOptions): Promise<Run
   };
 }
 
-/** Fails start-up when a config names a tensor the ONNX file does not have. */
+/**
+ * Fails start-up when a config disagrees with the ONNX file: a tensor the graph does not have,
+ * another element type, or another shape where the graph fixes a dimension (a symbolic one,
+ * like the batch, takes any size). So a wrong width is a clear start-up error, not a 500 on
+ * the first request.
+ */
 function checkSignatures(repository: ModelRepository, pool: InferencePool): void {
   for (const model of repository.models.values()) {
     for (const version of model.versions) {
       const signature = pool.signatures.get(`${model.name}/${version}`);
       if (signature === undefined) continue;
-      const file = model.files.get(version);
-      for (const t of model.inputs) {
-        if (!signature.inputNames.includes(t.name)) {
-          throw new ModelRepositoryError(
-            `${file}: config input "${t.name}" is not an input of the ONNX graph (${signature.inputNames.join(', ')})`,
-          );
-        }
-      }
-      for (const t of model.outputs) {
-        if (!signature.outputNames.includes(t.name)) {
-          throw new ModelRepositoryError(
-            `${file}: config output "${t.name}" is not an output of the ONNX graph (${signature.outputNames.join(', ')})`,
-          );
-        }
-      }
+      const file = model.files.get(version)!;
+      checkTensors(file, 'input', model.inputs, signature.inputs);
+      checkTensors(file, 'output', model.outputs, signature.outputs);
+    }
+  }
+}
+
+function checkTensors(
+  file: string,
+  kind: 'input' | 'output',
+  configured: readonly TensorConfig[],
+  graph: readonly GraphTensor[],
+): void {
+  for (const t of configured) {
+    const declared = graph.find((g) => g.name === t.name);
+    if (declared === undefined) {
+      throw new ModelRepositoryError(
+        `${file}: config ${kind} "${t.name}" is not an ${kind} of the ONNX graph (${graph.map((g) => g.name).join(', ')})`,
+      );
+    }
+    if (declared.type !== undefined && declared.type !== ONNX_TYPES[t.datatype]) {
+      throw new ModelRepositoryError(
+        `${file}: config ${kind} "${t.name}" is ${t.datatype}, but the ONNX graph declares ${declared.type}`,
+      );
+    }
+    const fits =
+      declared.shape.length === 0 ||
+      (declared.shape.length === t.dims.length &&
+        declared.shape.every((d, i) => typeof d !== 'number' || d < 0 || d === t.dims[i]));
+    if (!fits) {
+      throw new ModelRepositoryError(
+        `${file}: config ${kind} "${t.name}" has dims [${t.dims.join(', ')}], but the ONNX graph ` +
+          `declares [${declared.shape.join(', ')}]`,
+      );
     }
   }
 }

@@ -1,5 +1,11 @@
 import { Worker } from 'node:worker_threads';
-import type { RunMessage, WireTensor, WorkerInit, WorkerMessage } from './worker-protocol.js';
+import type {
+  GraphSignature,
+  RunMessage,
+  WireTensor,
+  WorkerInit,
+  WorkerMessage,
+} from './worker-protocol.js';
 
 /** Default number of inference worker threads. */
 export const DEFAULT_POOL_SIZE = 2;
@@ -41,8 +47,8 @@ export interface InferencePool {
    * after `close()`, {@link InferenceRunError} when onnxruntime fails.
    */
   run(key: string, inputs: PoolTensor[], outputs: string[]): Promise<PoolTensor[]>;
-  /** Input and output names each loaded model reports (from the onnxruntime session). */
-  readonly signatures: ReadonlyMap<string, { inputNames: string[]; outputNames: string[] }>;
+  /** The inputs and outputs each loaded model declares (from the onnxruntime session). */
+  readonly signatures: ReadonlyMap<string, GraphSignature>;
   /** Busy workers and waiting requests, for diagnostics. */
   load(): { workers: number; busy: number; queued: number };
   /**
@@ -133,7 +139,7 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
   const init: WorkerInit = { models: options.models, intraOpThreads };
   const slots: Slot[] = [];
   const queue: Job[] = [];
-  const signatures = new Map<string, { inputNames: string[]; outputNames: string[] }>();
+  const signatures = new Map<string, GraphSignature>();
   let nextId = 1;
   let closed = false;
   // Replacement workers still loading; while > 0 an empty pool may still recover.
@@ -182,7 +188,7 @@ export async function createInferencePool(options: InferencePoolOptions): Promis
           case 'ready':
             clearTimeout(timer);
             for (const m of message.models) {
-              signatures.set(m.key, { inputNames: m.inputNames, outputNames: m.outputNames });
+              signatures.set(m.key, m.signature);
             }
             slot.ready = true;
             resolve(slot);

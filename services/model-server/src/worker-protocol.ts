@@ -7,6 +7,22 @@ export interface WireTensor {
   data: Float32Array;
 }
 
+/**
+ * A tensor as the ONNX graph declares it: onnxruntime's element type (`float32`, …; undefined
+ * for a non-tensor value) and shape, a string for a symbolic dimension (`[]` when unknown).
+ */
+export interface GraphTensor {
+  name: string;
+  type: string | undefined;
+  shape: Array<number | string>;
+}
+
+/** What a loaded model version declares. */
+export interface GraphSignature {
+  inputs: GraphTensor[];
+  outputs: GraphTensor[];
+}
+
 /** `workerData` of each inference worker. */
 export interface WorkerInit {
   models: ReadonlyArray<{ key: string; file: string }>;
@@ -23,7 +39,7 @@ export interface RunMessage {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; models: Array<{ key: string; inputNames: string[]; outputNames: string[] }> }
+  | { type: 'ready'; models: Array<{ key: string; signature: GraphSignature }> }
   | { type: 'load-error'; message: string }
   | { type: 'result'; id: number; outputs: WireTensor[] }
   | { type: 'error'; id: number; message: string };

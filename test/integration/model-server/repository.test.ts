@@ -160,6 +160,18 @@ describe.concurrent('start-up failures', () => {
     );
   });
 
+  it("refuses a config whose width is not the ONNX graph's", async ({ expect }) => {
+    const repo = await copyRepository('wrong-width');
+    await editConfig(
+      repo,
+      'churn',
+      (c) => ((c.input as Array<{ dims: number[] }>)[0]!.dims = [-1, 3]),
+    );
+    await expect(start({ port: 0, repo })).rejects.toThrow(
+      /config input "features" has dims \[-1, 3\], but the ONNX graph declares \[batch, 5\]/,
+    );
+  });
+
   it('refuses an empty repository when no recipes are given, saying how to build one', async ({
     expect,
   }) => {
