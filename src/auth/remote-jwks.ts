@@ -5,6 +5,7 @@ import {
   DEFAULT_JWKS_MAX_STALE_MS,
   DEFAULT_JWKS_TIMEOUT_MS,
 } from '../config/schema.js';
+import { withTimeout } from '../util/timeout.js';
 import {
   KeysUnavailableError,
   localKeySet,
@@ -149,46 +150,44 @@ export function createRemoteJwks(options: RemoteJwksOptions): RemoteJwks {
 
   async function download(): Promise<unknown> {
     const controller = new AbortController();
-    const aborted = new Promise<never>((_, reject) => {
-      controller.signal.addEventListener(
-        'abort',
-        () => reject(new JwksFetchError(`JWKS fetch timed out after ${timeoutMs} ms`)),
-        { once: true },
+    // One budget for the headers and the body; performance.now, not `now`, which tests move.
+    const started = performance.now();
+    const timedOut = (): never => {
+      controller.abort();
+      throw new JwksFetchError(`JWKS fetch timed out after ${timeoutMs} ms`);
+    };
+    // The bound holds even if a fetch implementation ignores its signal.
+    const response = await withTimeout(
+      fetchFn(url, {
+        method: 'GET',
+        headers: { accept: 'application/jwk-set+json, application/json' },
+        redirect: 'manual',
+        signal: controller.signal,
+      }),
+      timeoutMs,
+      timedOut,
+    );
+    const declared = Number(response.headers.get('content-length') ?? '0');
+    if (response.status !== 200 || declared > maxBytes) {
+      response.body?.cancel().catch(() => undefined);
+      throw new JwksFetchError(
+        response.status !== 200
+          ? `JWKS endpoint answered HTTP ${response.status}`
+          : `JWKS document larger than ${maxBytes} bytes`,
       );
-    });
-    aborted.catch(() => undefined);
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    }
+    const text = await withTimeout(
+      response.text(),
+      timeoutMs - (performance.now() - started),
+      timedOut,
+    );
+    if (text.length > maxBytes) {
+      throw new JwksFetchError(`JWKS document larger than ${maxBytes} bytes`);
+    }
     try {
-      // Racing against `aborted` bounds the wait even if a fetch implementation ignores signals.
-      const response = await Promise.race([
-        fetchFn(url, {
-          method: 'GET',
-          headers: { accept: 'application/jwk-set+json, application/json' },
-          redirect: 'manual',
-          signal: controller.signal,
-        }),
-        aborted,
-      ]);
-      const declared = Number(response.headers.get('content-length') ?? '0');
-      if (response.status !== 200 || declared > maxBytes) {
-        response.body?.cancel().catch(() => undefined);
-        throw new JwksFetchError(
-          response.status !== 200
-            ? `JWKS endpoint answered HTTP ${response.status}`
-            : `JWKS document larger than ${maxBytes} bytes`,
-        );
-      }
-      const text = await Promise.race([response.text(), aborted]);
-      if (text.length > maxBytes) {
-        throw new JwksFetchError(`JWKS document larger than ${maxBytes} bytes`);
-      }
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        throw new JwksFetchError('JWKS document is not JSON');
-      }
-    } finally {
-      clearTimeout(timer);
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new JwksFetchError('JWKS document is not JSON');
     }
   }
 

@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js';
+import { withTimeout } from '../util/timeout.js';
 
 /**
  * One request's deadline: an absolute time (ms since the epoch) by which every backend call it
@@ -34,17 +35,9 @@ function expired(what: string): GatewayError {
  * not cancelled (its own timeout ends it); its late outcome is dropped, never unhandled.
  */
 export function raceDeadline<T>(work: Promise<T>, deadline: Deadline, what: string): Promise<T> {
-  const left = deadline.remaining();
-  if (left <= 0) {
-    work.catch(() => undefined);
-    return Promise.reject(expired(what));
-  }
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(expired(what)), left);
+  return withTimeout(work, deadline.remaining(), () => {
+    throw expired(what);
   });
-  work.catch(() => undefined);
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -8,6 +8,7 @@ import type { GatewayContext } from '../graphql/context.js';
 import { createJitGateway } from '../graphql/jit.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Tenant } from '../tenancy/tenant.js';
+import { withTimeout } from '../util/timeout.js';
 import { formatError } from './format-error.js';
 import { createHttpHandler, type HttpHandlerOptions } from './http-handler.js';
 import { createSchemaSdlRoute } from './schema-sdl.js';
@@ -185,14 +186,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
     httpServer.closeIdleConnections();
     if (active > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
+      // Past the drain timeout the remaining connections are closed below.
+      await withTimeout(
         new Promise<void>((resolve) => idle.push(resolve)),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, options.drainTimeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
+        options.drainTimeoutMs,
+        () => undefined,
+      );
     }
     httpServer.closeAllConnections();
     await closed;

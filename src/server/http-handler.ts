@@ -13,6 +13,7 @@ import { formatError } from './format-error.js';
 import type { RequestObservation, RequestObserver } from './observability.js';
 import { type PersistedQueries, persistedQueryNotFound } from './persisted-queries.js';
 import { prefersHtml } from './playground.js';
+import { withTimeout } from '../util/timeout.js';
 
 export interface Probe {
   /** Resolves when the dependency answers; rejects (or times out) otherwise. */
@@ -114,20 +115,6 @@ async function writeResponse(
   res.end();
 }
 
-async function withTimeout(probe: Probe, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      probe(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * The node:http adapter: routing, body limits and the hand-off to Apollo Server's
  * `executeHTTPGraphQLRequest`. Whatever happens inside, the client gets a coded JSON answer;
@@ -141,7 +128,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     const entries = await Promise.all(
       Object.entries(options.readiness).map(async ([name, probe]) => {
         try {
-          await withTimeout(probe, probeTimeoutMs);
+          await withTimeout(probe(), probeTimeoutMs, () => {
+            throw new Error(`no answer within ${probeTimeoutMs} ms`);
+          });
           return [name, 'ok'] as const;
         } catch (error) {
           logger.warn({ check: name, err: (error as Error).message }, 'readiness check failed');

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from '../config/schema.js';
+import { withTimeout } from '../util/timeout.js';
 import { StoreError, isStoreError } from './errors.js';
 import { assertGcraPolicy } from './gcra.js';
 import { hashTagOf } from './keys.js';
@@ -147,6 +148,8 @@ export function createRedisStore(options: RedisStoreOptions): Store {
   }
   const cluster = isCluster(client);
   const kind = cluster ? 'redis-cluster' : 'redis';
+  const noReply = (operation: string): StoreError =>
+    new StoreError('STORE_TIMEOUT', operation, `no reply within ${timeoutMs} ms`);
 
   client.defineCommand('atriumGcra', { numberOfKeys: 1, lua: GCRA_SCRIPT });
   client.defineCommand('atriumLease', { numberOfKeys: 1, lua: LEASE_SCRIPT });
@@ -180,15 +183,10 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         `${consecutiveTimeouts} timeouts in a row; pausing calls`,
       );
     }
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StoreError('STORE_TIMEOUT', operation, `no reply within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
     try {
-      const result = await Promise.race([call(), deadline]);
+      const result = await withTimeout(call(), timeoutMs, () => {
+        throw noReply(operation);
+      });
       consecutiveTimeouts = 0;
       return result;
     } catch (error) {
@@ -200,8 +198,6 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         }
       }
       throw storeError;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -238,19 +234,12 @@ export function createRedisStore(options: RedisStoreOptions): Store {
   ): Promise<T> {
     if (closed) throw new StoreError('STORE_UNAVAILABLE', operation, 'the store is closed');
     const sub = getSubscriber();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StoreError('STORE_TIMEOUT', operation, `no reply within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
     try {
-      return await Promise.race([call(sub), deadline]);
+      return await withTimeout(call(sub), timeoutMs, () => {
+        throw noReply(operation);
+      });
     } catch (error) {
       throw translate(error, operation);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -433,12 +422,12 @@ export function createRedisStore(options: RedisStoreOptions): Store {
       handlersByChannel.clear();
       subscriber?.disconnect();
       if (options.closeClient ?? true) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
+        // A QUIT that gets no reply in time: disconnect anyway.
+        await withTimeout(
           client.quit().catch(() => undefined),
-          new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-        ]);
-        clearTimeout(timer);
+          timeoutMs,
+          () => undefined,
+        );
         client.disconnect();
       }
       client.off('error', onClientError);
