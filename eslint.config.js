@@ -29,6 +29,7 @@ const layers = {
 const noGraphqlPackage = new Set(['backends', 'auth', 'tenancy', 'store', 'telemetry', 'config']);
 const always = [
   { group: ['**/main.js'], message: 'Nothing imports main.ts (DESIGN.md).' },
+  { group: ['**/app.js'], message: 'Only main.ts imports the composition root (src/app.ts).' },
   {
     group: ['**/services/model-server/**'],
     message: 'The gateway talks to the model server over HTTP only.',
@@ -55,6 +56,52 @@ const layerBlocks = Object.entries(layers).map(([dir, banned]) => ({
     ],
   },
 }));
+
+// src/util/ is the bottom layer: every folder may import it, and it imports no other src/ code.
+const utilBlock = {
+  files: ['src/util/**/*.ts'],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        paths: [{ name: 'graphql', message: 'util/ never imports graphql.' }],
+        patterns: [
+          ...always,
+          {
+            group: ['../**'],
+            message: 'util/ imports no other src/ folder (it is the bottom layer).',
+          },
+        ],
+      },
+    ],
+  },
+};
+
+// The environment is read in src/config/ alone (DESIGN.md); everything else gets a parsed config.
+const envMessage =
+  'process.env is read in src/config/ only: take the value from the parsed config.';
+const envBlock = {
+  files: ['src/**/*.ts'],
+  ignores: ['src/config/**'],
+  rules: {
+    'no-restricted-properties': [
+      'error',
+      { object: 'process', property: 'env', message: envMessage },
+    ],
+    'no-restricted-syntax': [
+      'error',
+      {
+        selector: "MemberExpression[object.property.name='process'][property.name='env']",
+        message: envMessage,
+      },
+      {
+        selector:
+          "ImportDeclaration[source.value=/^(node:)?process$/] > ImportSpecifier[imported.name='env']",
+        message: envMessage,
+      },
+    ],
+  },
+};
 
 export default tseslint.config(
   {
@@ -100,4 +147,6 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   ...layerBlocks,
+  utilBlock,
+  envBlock,
 );
