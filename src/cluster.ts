@@ -1,6 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { createClusterMetricsSource } from './telemetry/cluster-metrics.js';
 import type { Logger } from './telemetry/logger.js';
+import { METRICS_PATH, startMetricsServer } from './telemetry/metrics-endpoint.js';
 
 /**
  * One gateway worker per core (or a configured number) with `node:cluster`: the workers share
@@ -25,6 +27,11 @@ export interface WorkersOptions {
   logger: Logger;
   /** How long workers get to drain after a shutdown request before they are killed. */
   shutdownTimeoutMs: number;
+  /**
+   * Metrics are on (`telemetry.metrics`): the primary serves the sum of its workers' registries
+   * on `port`. Omitted → no metrics listener.
+   */
+  metrics?: { port: number | undefined; host: string } | undefined;
 }
 
 /** The number of workers `workers` means on this host. */
@@ -102,7 +109,24 @@ export function startWorkers(options: WorkersOptions): 'primary' | 'gateway' {
 
   logger.info({ workers: count }, 'starting gateway workers');
   for (let i = 0; i < count; i += 1) fork();
+  if (options.metrics) serveWorkerMetrics(options.metrics, logger);
   return 'primary';
+}
+
+/**
+ * Workers share the gateway port, so a scrape there would see one worker's share: the primary
+ * serves the sum of all workers' registries on the metrics port instead.
+ */
+function serveWorkerMetrics(metrics: NonNullable<WorkersOptions['metrics']>, logger: Logger): void {
+  const { port, host } = metrics;
+  if (port === undefined) {
+    logger.warn('server.workers > 1 without telemetry.metrics.port: /metrics shows one worker');
+    return;
+  }
+  startMetricsServer({ metrics: createClusterMetricsSource(), port, host }).then(
+    (server) => logger.info({ url: `${server.url}${METRICS_PATH}` }, 'metrics listening'),
+    (error: unknown) => logger.error({ err: error }, 'metrics listener failed'),
+  );
 }
 
 let shutdownRequested = false;

@@ -1,0 +1,467 @@
+/**
+ * The composition root (DESIGN.md): from a parsed config it builds every I/O dependency of one
+ * gateway process — telemetry, the tenant registry, the token verifier, the data source, the
+ * store, persisted queries, live tenant config, admin routes, admission control, the OIP
+ * clients and the predictor, the schema and its variants, the playground — and hands them to
+ * the gateway, with readiness probes and an ordered shutdown. `src/main.ts` and the tests
+ * (test/support/gateway.ts) both build their gateway here.
+ *
+ * A caller may inject dependencies it built itself (see {@link AppOptions}); those stay the
+ * caller's: the app neither starts nor closes them. What the app built, it closes on stop.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Registry } from 'prom-client';
+import { type DevKeys, mintDevToken } from './auth/dev-keys.js';
+import { createTokenVerifier, type TokenVerifier } from './auth/verify-token.js';
+import { createDemoData } from './backends/data/pglite.js';
+import { createPostgresDataSource } from './backends/data/postgres.js';
+import type { DataSource } from './backends/data/types.js';
+import { createOipClient, type OipClient } from './backends/inference/oip-client.js';
+import { createPredictor } from './backends/inference/predictor.js';
+import { type AtriumConfig, ConfigError } from './config/load.js';
+import { createSchema } from './graphql/schema.js';
+import { createSchemaVariants } from './graphql/variants.js';
+import { type AdmissionControl, createAdmissionControl } from './limits/admission.js';
+import { createConcurrencyLimiter } from './limits/concurrency.js';
+import { operationLimitsPlugin } from './limits/operation-limits.js';
+import { createRateLimiter } from './limits/rate-limit.js';
+import type { PredictionLoadersOptions, PredictionService } from './loaders/prediction-loaders.js';
+import { createAdminRoute } from './server/admin.js';
+import { createGateway, type Gateway } from './server/gateway.js';
+import type { Probe } from './server/http-handler.js';
+import { createObservability, type Observability } from './server/observability.js';
+import { createPersistedQueries, type PersistedQueries } from './server/persisted-queries.js';
+import { createPlayground, type Playground } from './server/playground.js';
+import { createMemoryStore } from './store/memory-store.js';
+import { createRedisClient } from './store/redis-client.js';
+import { createRedisStore } from './store/redis-store.js';
+import type { Store } from './store/types.js';
+import { shareMetricsWithPrimary } from './telemetry/cluster-metrics.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { createGatewayMetrics } from './telemetry/metrics.js';
+import {
+  createMetricsHandler,
+  METRICS_PATH,
+  type MetricsServer,
+  startMetricsServer,
+} from './telemetry/metrics-endpoint.js';
+import { createTracing, otlpTracesUrl, type Tracing } from './telemetry/tracing.js';
+import { createLiveTenantConfig, createTenantConfigAdmin } from './tenancy/live-config.js';
+import { createTenantRegistry, type TenantRegistry } from './tenancy/registry.js';
+// The playground's build lives next to its front-end sources; it loads esbuild only to build.
+import { ensurePlaygroundBuilt, PLAYGROUND_DIST_DIR } from '../playground/build.js';
+
+/** An HTTP route the gateway answers before GraphQL routing. */
+export type AppRoute = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+
+/**
+ * Dependencies a caller built itself, used instead of the ones `config` describes. Each is
+ * typed as the interface its module takes; an injected one is the caller's to start and close.
+ */
+export interface AppOptions {
+  /** The gateway's logger; default one at `config.logLevel` on stdout. */
+  logger?: Logger | undefined;
+  /**
+   * Metrics, request log lines and spans; default built from `config.telemetry` (then the
+   * app also serves `/metrics`). An injected one's metrics are the caller's to serve.
+   */
+  observability?: Observability | undefined;
+  /** Default: built from `config.auth` (and warmed at listen). */
+  verifier?: TokenVerifier | undefined;
+  /** Default: PostgreSQL at `config.data.url`, else PGlite with the demo tenants' data. */
+  dataSource?: DataSource | undefined;
+  /** Default: Redis (single node or Cluster) from `config.redis`, else the in-process store. */
+  store?: Store | undefined;
+  /** Default: the micro-batching predictor over one OIP client per `config.inference` backend. */
+  predictor?: PredictionService | undefined;
+  /** Whether a model is ready (the `modelReady` field); default asks the OIP clients. */
+  modelReady?: ((backend: string, model: string, version?: string) => Promise<boolean>) | undefined;
+  /** Where predictions are cached; default the store. */
+  predictionCache?: PredictionLoadersOptions['cache'];
+  /** Default: rate and concurrency limits in the store, per `config.limits`. */
+  admission?: AdmissionControl | undefined;
+  /** Default: APQ and trusted documents in the store, per `config.persistedQueries`. */
+  persistedQueries?: PersistedQueries | undefined;
+  /** Extra HTTP routes; they win over the app's own (playground, metrics, admin). */
+  routes?: Readonly<Record<string, AppRoute>> | undefined;
+  /** The dev key pair: in demo mode the playground offers a token per tenant signed with it. */
+  devKeys?: DevKeys | undefined;
+  /**
+   * This process is a `node:cluster` worker (src/cluster.ts): its metrics registry is sent to
+   * the primary, which serves the sum on the metrics port, so the worker opens no port of its own.
+   */
+  worker?: boolean | undefined;
+}
+
+/** One gateway process, built and ready to listen. */
+export interface App {
+  readonly config: AtriumConfig;
+  readonly logger: Logger;
+  readonly gateway: Gateway;
+  readonly registry: TenantRegistry;
+  readonly store: Store;
+  readonly dataSource: DataSource;
+  readonly verifier: TokenVerifier;
+  /** The gateway's base URL once {@link App.listen} has resolved. */
+  readonly url: string | undefined;
+  /**
+   * Starts the metrics port (if configured), warms the verifier's keys, applies the live tenant
+   * config, then listens on `config.server.port` and `host`. Resolves to the base URL.
+   */
+  listen(): Promise<string>;
+  /** Drains the gateway, then closes everything the app built (the gateway's `onStopped`). */
+  stop(): Promise<void>;
+}
+
+interface Telemetry {
+  observability: Observability;
+  /** `/metrics` on the main port, when served there. */
+  routes: Record<string, AppRoute>;
+  /** Undefined when the observability was injected. */
+  tracing: Tracing | undefined;
+  startServer(): Promise<MetricsServer | undefined>;
+}
+
+/**
+ * Metrics (a registry of this gateway's own), the per-request log line and tracing (OTLP when
+ * an endpoint is configured, a no-op otherwise), and where /metrics is served.
+ */
+function createTelemetry(config: AtriumConfig, logger: Logger, worker: boolean): Telemetry {
+  const { telemetry } = config;
+  const metrics = telemetry.metrics.enabled
+    ? createGatewayMetrics({
+        registry: new Registry(),
+        maxTenantLabels: telemetry.maxTenantLabels,
+        maxOperationLabels: telemetry.maxOperationLabels,
+      })
+    : undefined;
+  const tracesUrl = otlpTracesUrl(telemetry.tracing);
+  const tracing = createTracing({
+    serviceName: telemetry.tracing.serviceName,
+    otlpTracesUrl: tracesUrl,
+    headers: telemetry.tracing.headers,
+    sampleRatio: telemetry.tracing.sampleRatio,
+  });
+  if (tracesUrl) logger.info({ url: tracesUrl }, 'exporting spans by OTLP/HTTP');
+  const observability = createObservability({ logger, metrics, tracing });
+  // On the main port unless a metrics port is configured (then the load balancer never sees it).
+  const routes: Record<string, AppRoute> =
+    metrics && telemetry.metrics.port === undefined
+      ? { [METRICS_PATH]: createMetricsHandler(metrics) }
+      : {};
+  // A cluster worker's registry is served by the primary (src/cluster.ts).
+  if (metrics && worker) shareMetricsWithPrimary(metrics.registry);
+  const startServer = async (): Promise<MetricsServer | undefined> =>
+    metrics && telemetry.metrics.port !== undefined && !worker
+      ? startMetricsServer({
+          metrics,
+          port: telemetry.metrics.port,
+          host: telemetry.metrics.host ?? config.server.host,
+        })
+      : undefined;
+  return { observability, tracing, routes, startServer };
+}
+
+async function createData(
+  config: AtriumConfig,
+  logger: Logger,
+  observability: Observability,
+): Promise<DataSource> {
+  if (config.data.url) {
+    return createPostgresDataSource({
+      url: config.data.url,
+      poolMax: config.data.poolMax,
+      tenantPoolMax: config.data.tenantPoolMax,
+      maxTenantPools: config.data.maxTenantPools,
+      tenantPoolIdleMs: config.data.tenantPoolIdleMs,
+      statementTimeoutMs: config.data.statementTimeoutMs,
+      rowRole: config.data.rowRole,
+      onConnectionError: (error, purpose) =>
+        logger.warn({ err: error.message, purpose }, 'idle PostgreSQL connection failed'),
+      onQuery: observability.onQuery('postgres'),
+    });
+  }
+  if (config.mode === 'production') {
+    logger.warn('DATABASE_URL is not set: serving embedded PGlite demo data');
+  }
+  return createDemoData({
+    tenants: config.tenants.map((t) => ({ id: t.id, data: t.data })),
+    rowRole: config.data.rowRole,
+    onQuery: observability.onQuery('pglite'),
+  });
+}
+
+function createStore(config: AtriumConfig, logger: Logger): Store {
+  const { url, cluster, commandTimeoutMs } = config.redis;
+  if (!url && !(cluster && cluster.length > 0)) {
+    if (config.mode === 'production') {
+      logger.warn('no REDIS_URL: limits and caches are per process (one replica only)');
+    }
+    return createMemoryStore();
+  }
+  const client = createRedisClient(
+    cluster && cluster.length > 0 ? { clusterNodes: cluster } : { url: url ?? '' },
+    {
+      commandTimeoutMs,
+      onError: (error) => logger.warn({ err: error.message }, 'Redis connection error'),
+    },
+  );
+  return createRedisStore({ client, timeoutMs: commandTimeoutMs });
+}
+
+/**
+ * The GraphiQL playground, built first if its files are missing or stale (a fresh clone that
+ * skipped `prepare`); in demo mode with a tenant picker fed by freshly minted dev tokens.
+ */
+async function createPlaygroundFor(
+  config: AtriumConfig,
+  registry: TenantRegistry,
+  devKeys: DevKeys | undefined,
+  logger: Logger,
+): Promise<Playground> {
+  try {
+    if ((await ensurePlaygroundBuilt({ onWarning: (m) => logger.warn(m) })) === 'built') {
+      logger.info('playground built');
+    }
+  } catch (error) {
+    logger.warn(
+      { err: (error as Error).message },
+      'the playground could not be built; it answers 503 until `npm run build:playground` runs',
+    );
+  }
+  const keys = config.mode === 'demo' ? devKeys : undefined;
+  return createPlayground({
+    assetsDir: PLAYGROUND_DIST_DIR,
+    devTokens: keys
+      ? () =>
+          Promise.all(
+            registry
+              .list()
+              .filter((tenant) => tenant.status === 'active')
+              .map(async (tenant) => ({
+                tenant: tenant.id,
+                displayName: tenant.displayName,
+                token: await mintDevToken(keys, {
+                  tenant: tenant.id,
+                  sub: 'playground',
+                  scope: 'read write predict',
+                }),
+              })),
+          )
+      : undefined,
+  });
+}
+
+/** The admin endpoint, when an operator tenant is configured (off otherwise). */
+function createAdminRoutes(
+  config: AtriumConfig,
+  deps: Pick<Parameters<typeof createAdminRoute>[0], 'verifier' | 'registry' | 'logger'> & {
+    store: Store;
+  },
+): Record<string, AppRoute> {
+  const { tenant, scope } = config.admin;
+  if (tenant === undefined) return {};
+  if (deps.registry.get(tenant) !== undefined) {
+    throw new ConfigError(`admin.tenant: ${tenant} is a served tenant; use an operator-only id`);
+  }
+  const tenants = createTenantConfigAdmin({
+    store: deps.store,
+    plans: config.plans,
+    reservedIds: [tenant],
+  });
+  const route = createAdminRoute({
+    ...deps,
+    tenants,
+    documents: deps.store,
+    adminTenant: tenant,
+    scope,
+    bodyLimitBytes: config.server.bodyLimitBytes,
+  });
+  return { '/admin/*': route };
+}
+
+/** One OIP v2 client per configured inference backend, each with its breaker observed. */
+function createOipClients(
+  config: AtriumConfig,
+  observability: Observability,
+): Map<string, OipClient> {
+  const clients = new Map<string, OipClient>(
+    Object.entries(config.inference.backends).map(([name, backend]) => [
+      name,
+      createOipClient({
+        baseUrl: backend.url,
+        timeoutMs: backend.timeoutMs,
+        connections: backend.connections,
+        breaker: { onStateChange: observability.onBreakerStateChange(name) },
+      }),
+    ]),
+  );
+  for (const [name, client] of clients) observability.watchBreaker(name, client.breaker);
+  return clients;
+}
+
+/** Builds one gateway process from `config`; see the module comment and {@link AppOptions}. */
+export async function createApp(config: AtriumConfig, options: AppOptions = {}): Promise<App> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  // What the app built and must close on stop (or now, if building fails half way).
+  const closers: (() => Promise<unknown> | undefined)[] = [];
+  const closeBuilt = () => Promise.allSettled(closers.map((close) => close()));
+  try {
+    const telemetry: Telemetry = options.observability
+      ? {
+          observability: options.observability,
+          routes: {},
+          tracing: undefined,
+          startServer: () => Promise.resolve(undefined),
+        }
+      : createTelemetry(config, logger, options.worker ?? false);
+    const { observability, tracing } = telemetry;
+    if (tracing) closers.push(() => tracing.shutdown());
+
+    const registry = createTenantRegistry({ tenants: config.tenants, plans: config.plans });
+    const verifier =
+      options.verifier ??
+      createTokenVerifier({
+        ...config.auth,
+        onJwksError: (error) => logger.warn({ err: error.message }, 'JWKS fetch failed'),
+      });
+    const dataSource = options.dataSource ?? (await createData(config, logger, observability));
+    if (!options.dataSource) closers.push(() => dataSource.close());
+    const store = options.store ?? createStore(config, logger);
+    if (!options.store) closers.push(() => store.close());
+    const onStoreError = (error: unknown, operation: string) => {
+      observability.onLimiterStoreError(error, operation);
+      logger.warn(
+        { err: (error as Error).message, operation },
+        'store unavailable; limiter fallback',
+      );
+    };
+    const persistedQueries =
+      options.persistedQueries ??
+      createPersistedQueries({
+        store,
+        enabled: config.persistedQueries.enabled,
+        ttlSeconds: config.persistedQueries.ttlSeconds,
+        onStoreError: (error, operation) =>
+          logger.warn({ err: (error as Error).message, operation }, 'store unavailable; APQ miss'),
+      });
+    // Run-time tenant changes from the store (admin CLI/endpoint), on every replica.
+    const liveConfig = createLiveTenantConfig({
+      store,
+      registry,
+      baseTenants: config.tenants,
+      pollIntervalMs: config.liveConfig.pollIntervalMs,
+      log: logger,
+    });
+    const adminRoutes = createAdminRoutes(config, { verifier, registry, logger, store });
+    const admission =
+      options.admission ??
+      createAdmissionControl({
+        rateLimiter: createRateLimiter({ store, fallback: config.limits.fallback, onStoreError }),
+        concurrency: createConcurrencyLimiter({
+          store,
+          fallback: config.limits.fallback,
+          leaseTtlMs: config.limits.leaseTtlMs,
+          onStoreError,
+        }),
+      });
+    const clients = createOipClients(config, observability);
+    for (const client of clients.values()) closers.push(() => client.close());
+    const predictor =
+      options.predictor ??
+      createPredictor({
+        clients: (name) => clients.get(name),
+        microBatch: config.inference.microBatch,
+        onInfer: observability.onInfer,
+      });
+
+    const schema = createSchema();
+    const variants = createSchemaVariants(schema);
+    const playground = config.server.playground
+      ? await createPlaygroundFor(config, registry, options.devKeys, logger)
+      : undefined;
+
+    let metricsServer: MetricsServer | undefined;
+    let url: string | undefined;
+    const gateway = createGateway({
+      schema,
+      schemaFor: variants.schemaFor,
+      playground: playground?.page,
+      routes: { ...playground?.routes, ...telemetry.routes, ...adminRoutes, ...options.routes },
+      persistedQueries,
+      production: config.production,
+      executor: config.server.executor,
+      drainTimeoutMs: config.server.drainTimeoutMs,
+      requestDeadlineMs: config.server.requestDeadlineMs,
+      bodyLimitBytes: config.server.bodyLimitBytes,
+      baseDomain: config.server.baseDomain,
+      verifier: observability.traceVerifier(verifier),
+      registry,
+      admission: observability.instrumentAdmission(admission),
+      observer: observability.observer,
+      plugins: [observability.plugin, operationLimitsPlugin()],
+      onPredictionCacheLookup: observability.onPredictionCacheLookup,
+      dataSource,
+      predictor,
+      predictionCache: options.predictionCache ?? store,
+      cacheTtlSeconds: config.inference.cacheTtlSeconds,
+      modelReady:
+        options.modelReady ??
+        (async (backend, model, version) =>
+          (await clients.get(backend)?.modelReady(model, version)) ?? false),
+      logger,
+      readiness: {
+        data: () => dataSource.ping(),
+        store: () => store.ping(),
+        keys: async () => {
+          if (!(await verifier.ready())) throw new Error('no usable signing keys');
+        },
+        ...Object.fromEntries(
+          [...clients].map(([name, client]): [string, Probe] => [
+            `model-backend:${name}`,
+            async () => {
+              if (!(await client.serverReady())) throw new Error('not ready');
+            },
+          ]),
+        ),
+      },
+      // The ordered shutdown: the live config first (it writes to the registry), then
+      // everything else the app built, together.
+      onStopped: async () => {
+        await liveConfig.stop();
+        await Promise.allSettled([metricsServer?.close(), closeBuilt()]);
+      },
+    });
+
+    return {
+      config,
+      logger,
+      gateway,
+      registry,
+      store,
+      dataSource,
+      verifier,
+      get url() {
+        return url;
+      },
+      async listen() {
+        metricsServer = await telemetry.startServer();
+        if (metricsServer) {
+          logger.info({ url: `${metricsServer.url}${METRICS_PATH}` }, 'metrics listening');
+        }
+        if (!options.verifier) await verifier.ready();
+        await liveConfig.start();
+        url = await gateway.listen(config.server.port, config.server.host);
+        logger.info(
+          { url, mode: config.mode, tenants: registry.list().length },
+          'Atrium is listening',
+        );
+        return url;
+      },
+      stop: () => gateway.stop(),
+    };
+  } catch (error) {
+    await closeBuilt();
+    throw error;
+  }
+}
