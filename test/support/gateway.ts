@@ -1,24 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verify-token.js';
+import { createApp } from '../../src/app.js';
+import type { TokenVerifier } from '../../src/auth/verify-token.js';
 import type { DataSource } from '../../src/backends/data/types.js';
-import { DEFAULT_PLANS, type TenantConfig, tenantSchema } from '../../src/config/schema.js';
+import { type AtriumConfig, parseConfigFile } from '../../src/config/load.js';
+import { type TenantConfig, tenantSchema } from '../../src/config/schema.js';
 import { GatewayError } from '../../src/errors.js';
-import { createSchema } from '../../src/graphql/schema.js';
-import { createSchemaVariants } from '../../src/graphql/variants.js';
 import { type AdmissionControl, admitAll } from '../../src/limits/admission.js';
-import {
-  operationLimitsPlugin,
-  type OperationLimitsOptions,
-} from '../../src/limits/operation-limits.js';
 import type { PredictionService } from '../../src/loaders/prediction-loaders.js';
-import { createGateway, type Gateway } from '../../src/server/gateway.js';
-import type { Probe } from '../../src/server/http-handler.js';
+import type { Gateway } from '../../src/server/gateway.js';
 import type { PersistedQueries } from '../../src/server/persisted-queries.js';
 import type { Observability } from '../../src/server/observability.js';
 import type { Store } from '../../src/store/types.js';
-import { createLogger, type Logger } from '../../src/telemetry/logger.js';
-import { createTenantRegistry, type TenantRegistry } from '../../src/tenancy/registry.js';
+import type { Logger } from '../../src/telemetry/logger.js';
+import type { TenantRegistry } from '../../src/tenancy/registry.js';
 import { TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './tokens.js';
 
 export interface TestGatewayOptions {
@@ -28,29 +23,28 @@ export interface TestGatewayOptions {
     z.input<typeof tenantSchema> | (Partial<TenantConfig> & Pick<TenantConfig, 'id' | 'data'>)
   )[];
   dataSource: DataSource;
+  /** Default: {@link noPredictions}. */
   predictor?: PredictionService;
+  /** Default: the app's own in-process store (which nothing else writes to). */
   predictionCache?: Pick<Store, 'mget' | 'msetWithTtl'>;
+  /** `inference.cacheTtlSeconds`; default 0 (nothing is written to the cache). */
   cacheTtlSeconds?: number;
+  /** Default: {@link admitAll}. */
   admission?: AdmissionControl;
   baseDomain?: string;
-  readiness?: Record<string, Probe>;
   modelReady?: (backend: string, model: string, version?: string) => Promise<boolean>;
-  /** Metrics, request logs and spans, wired as src/main.ts wires them. */
+  /** Metrics, request logs and spans; default the app's own (log lines only, no metrics). */
   observability?: Observability;
   /** Extra HTTP routes (e.g. `/metrics`). */
   routes?: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>;
   /** The gateway's logger; default silent. */
   logger?: Logger;
-  /** APQ and trusted documents per tenant (as in src/main.ts); omitted → off. */
+  /** APQ and trusted documents per tenant; default the app's own with APQ off. */
   persistedQueries?: PersistedQueries;
-  /** Per-tenant schema variants from `@feature` (as in src/main.ts). Default true. */
-  variants?: boolean;
   /** Deadline of each request's backend calls (as `server.requestDeadlineMs`). */
   requestDeadlineMs?: number;
-  /** The token verifier; default an ES256 verifier that trusts `signer`'s key only. */
+  /** The token verifier; default the app's, from an `auth` config trusting `signer`'s key only. */
   verifier?: TokenVerifier;
-  /** The plan operation limits plugin (as in src/main.ts); `false` turns it off. Default on. */
-  operationLimits?: OperationLimitsOptions | false;
 }
 
 export interface GraphQLAnswer {
@@ -91,63 +85,62 @@ export const noPredictions: PredictionService = {
 };
 
 /**
- * The real gateway (real verifier, registry, Apollo Server, node:http) on a loopback port, with
- * the test's own data source and key. The composition mirrors src/main.ts.
+ * The test's config for {@link createApp}: `signer`'s key as the only trusted one, the given
+ * tenants, a loopback port, no metrics or playground, APQ off, errors masked as in production.
+ */
+function testConfig(options: TestGatewayOptions): AtriumConfig {
+  const file = parseConfigFile(
+    {
+      server: {
+        host: '127.0.0.1',
+        port: 0,
+        baseDomain: options.baseDomain,
+        drainTimeoutMs: 2_000,
+        requestDeadlineMs: options.requestDeadlineMs,
+      },
+      auth: {
+        issuer: TEST_ISSUER,
+        audience: TEST_AUDIENCE,
+        algorithms: ['ES256'],
+        keys: [{ kid: options.signer.kid, alg: 'ES256', jwk: { ...options.signer.publicJwk } }],
+        clockToleranceSeconds: 0,
+      },
+      telemetry: { metrics: { enabled: false } },
+      inference: { cacheTtlSeconds: options.cacheTtlSeconds ?? 0 },
+      persistedQueries: { enabled: false },
+      tenants: options.tenants.map((t) => tenantSchema.parse({ displayName: t.id, ...t })),
+    },
+    'the test gateway options',
+  );
+  return {
+    ...file,
+    mode: 'production',
+    production: true,
+    logLevel: 'silent',
+    home: '.atrium',
+    modelServerPort: 0,
+  };
+}
+
+/**
+ * The real gateway (real verifier, registry, Apollo Server, node:http) on a loopback port,
+ * built by `createApp` as `npm start` builds it, with the test's own data source and key.
  */
 export async function startTestGateway(options: TestGatewayOptions): Promise<TestGateway> {
-  const verifier =
-    options.verifier ??
-    createTokenVerifier({
-      issuer: TEST_ISSUER,
-      audience: TEST_AUDIENCE,
-      algorithms: ['ES256'],
-      keys: [
-        {
-          kid: options.signer.kid,
-          alg: 'ES256',
-          jwk: options.signer.publicJwk as Record<string, unknown>,
-        },
-      ],
-      clockToleranceSeconds: 0,
-    });
-  const registry = createTenantRegistry({
-    tenants: options.tenants.map((t) => tenantSchema.parse({ displayName: t.id, ...t })),
-    plans: DEFAULT_PLANS,
-  });
-  const schema = createSchema();
-  const { observability } = options;
-  const gateway = createGateway({
-    schema,
-    schemaFor: options.variants === false ? undefined : createSchemaVariants(schema).schemaFor,
-    production: true,
-    drainTimeoutMs: 2_000,
-    requestDeadlineMs: options.requestDeadlineMs,
-    verifier: observability ? observability.traceVerifier(verifier) : verifier,
-    registry,
-    admission: observability
-      ? observability.instrumentAdmission(options.admission ?? admitAll)
-      : (options.admission ?? admitAll),
-    observer: observability?.observer,
-    plugins: [
-      ...(observability ? [observability.plugin] : []),
-      ...(options.operationLimits === false
-        ? []
-        : [operationLimitsPlugin(options.operationLimits)]),
-    ],
-    onPredictionCacheLookup: observability?.onPredictionCacheLookup,
-    routes: options.routes,
+  const app = await createApp(testConfig(options), {
+    logger: options.logger,
+    observability: options.observability,
+    verifier: options.verifier,
     dataSource: options.dataSource,
     predictor: options.predictor ?? noPredictions,
+    modelReady: options.modelReady,
     predictionCache: options.predictionCache,
-    cacheTtlSeconds: options.cacheTtlSeconds ?? 0,
+    admission: options.admission ?? admitAll,
     persistedQueries: options.persistedQueries,
-    modelReady: options.modelReady ?? (() => Promise.resolve(false)),
-    logger: options.logger ?? createLogger({ level: 'silent' }),
-    bodyLimitBytes: 1024 * 1024,
-    baseDomain: options.baseDomain,
-    readiness: options.readiness ?? {},
+    routes: options.routes,
   });
-  const url = await gateway.listen(0, '127.0.0.1');
+  const url = await app.listen();
+  const { gateway, registry, verifier } = app;
   return {
     url,
     gateway,
@@ -169,6 +162,6 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
         body: (await response.json()) as GraphQLAnswer['body'],
       };
     },
-    stop: () => gateway.stop(),
+    stop: () => app.stop(),
   };
 }
