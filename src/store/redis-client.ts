@@ -29,7 +29,8 @@ export function reconnectDelay(attempt: number, maxDelayMs: number): number {
 }
 
 /**
- * Builds the ioredis client `main.ts` hands to `createRedisStore`, tuned to fail fast:
+ * Builds the ioredis client the composition root (`app.ts`) hands to `createRedisStore`, tuned
+ * to fail fast:
  * - `commandTimeout`: no command waits longer for a reply;
  * - `enableOfflineQueue: false`: while disconnected, commands are rejected at once instead of
  *   piling up (and being replayed later, stale);
