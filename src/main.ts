@@ -331,6 +331,15 @@ async function main(): Promise<void> {
         timeoutMs: backend.timeoutMs,
         connections: backend.connections,
         breaker: { onStateChange: observability.onBreakerStateChange(name) },
+        // A tenant's own breaker contains that tenant; logged, not a metric (its label would
+        // carry the tenant).
+        tenantBreaker: {
+          onStateChange: (tenant, from, to) =>
+            logger[to === 'open' ? 'warn' : 'info'](
+              { backend: name, tenant, from, to },
+              'tenant circuit breaker state changed',
+            ),
+        },
       }),
     ]),
   );
