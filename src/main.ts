@@ -371,6 +371,7 @@ async function main(): Promise<void> {
     drainTimeoutMs: config.server.drainTimeoutMs,
     requestDeadlineMs: config.server.requestDeadlineMs,
     bodyLimitBytes: config.server.bodyLimitBytes,
+    bodyTimeoutMs: config.server.bodyTimeoutMs,
     baseDomain: config.server.baseDomain,
     verifier: observability.traceVerifier(verifier),
     registry,

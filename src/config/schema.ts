@@ -7,6 +7,8 @@ export const DEFAULT_PORT = 4000;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/** A request body must have arrived in full within this (then 408 BODY_TIMEOUT). */
+export const DEFAULT_BODY_TIMEOUT_MS = 5_000;
 /** Every backend call of one request must answer within this (then BACKEND_TIMEOUT fields). */
 export const DEFAULT_REQUEST_DEADLINE_MS = 10_000;
 /**
@@ -285,6 +287,11 @@ export const configFileSchema = z.object({
       /** Subdomains of this domain name tenants (acme.api.example.com → acme). */
       baseDomain: z.string().optional(),
       bodyLimitBytes: z.number().int().positive().default(DEFAULT_BODY_LIMIT_BYTES),
+      /**
+       * How long reading a request body may take, from admission to its last byte: a slower
+       * upload gets 408 (reason BODY_TIMEOUT) and its concurrency slot back.
+       */
+      bodyTimeoutMs: z.number().int().positive().max(60_000).default(DEFAULT_BODY_TIMEOUT_MS),
       drainTimeoutMs: z.number().int().nonnegative().default(DEFAULT_DRAIN_TIMEOUT_MS),
       /**
        * Overall deadline of one request's backend calls (data and models): past it, the fields

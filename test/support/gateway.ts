@@ -47,6 +47,8 @@ export interface TestGatewayOptions {
   variants?: boolean;
   /** Deadline of each request's backend calls (as `server.requestDeadlineMs`). */
   requestDeadlineMs?: number;
+  /** Deadline of reading a request body (as `server.bodyTimeoutMs`). */
+  bodyTimeoutMs?: number;
   /** The token verifier; default an ES256 verifier that trusts `signer`'s key only. */
   verifier?: TokenVerifier;
   /** The plan operation limits plugin (as in src/main.ts); `false` turns it off. Default on. */
@@ -122,6 +124,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     production: true,
     drainTimeoutMs: 2_000,
     requestDeadlineMs: options.requestDeadlineMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
     verifier: observability ? observability.traceVerifier(verifier) : verifier,
     registry,
     admission: observability
