@@ -133,6 +133,7 @@ async function createData(
     return createPostgresDataSource({
       url: config.data.url,
       poolMax: config.data.poolMax,
+      tenantShareMax: config.data.tenantShareMax,
       tenantPoolMax: config.data.tenantPoolMax,
       maxTenantPools: config.data.maxTenantPools,
       tenantPoolIdleMs: config.data.tenantPoolIdleMs,

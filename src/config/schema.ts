@@ -323,11 +323,26 @@ export const configFileSchema = z.object({
       /** Shared database (schema and row strategies); DATABASE_URL overrides. */
       url: z.string().optional(),
       poolMax: z.number().int().positive().default(DEFAULT_POOL_MAX),
+      /**
+       * Connections of the shared pool (schema and row tenants) one tenant may hold at once;
+       * default half of `poolMax`, rounded up. Waiting tenants are served in turn.
+       */
+      tenantShareMax: z.number().int().positive().optional(),
       tenantPoolMax: z.number().int().positive().default(DEFAULT_TENANT_POOL_MAX),
       maxTenantPools: z.number().int().positive().default(DEFAULT_MAX_TENANT_POOLS),
       tenantPoolIdleMs: z.number().int().positive().default(DEFAULT_TENANT_POOL_IDLE_MS),
       statementTimeoutMs: z.number().int().positive().default(DEFAULT_STATEMENT_TIMEOUT_MS),
       rowRole: pgIdentifier.default(DEFAULT_ROW_ROLE),
+    })
+    .superRefine((d, ctx) => {
+      if (d.tenantShareMax !== undefined && d.tenantShareMax > d.poolMax) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenantShareMax'],
+          message: `at most data.poolMax (${d.poolMax})`,
+          input: d.tenantShareMax,
+        });
+      }
     })
     .prefault({}),
   redis: z
