@@ -303,6 +303,7 @@ async function main(): Promise<void> {
     store,
     enabled: config.persistedQueries.enabled,
     ttlSeconds: config.persistedQueries.ttlSeconds,
+    maxDocumentBytes: config.persistedQueries.maxDocumentBytes,
     onStoreError: (error, operation) =>
       logger.warn({ err: (error as Error).message, operation }, 'store unavailable; APQ miss'),
   });

@@ -210,6 +210,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
           : '';
       let body = parseBody(text, req.headers['content-type']);
       let search = url.search;
+      let register: (() => Promise<void>) | undefined;
       if (options.persistedQueries) {
         const resolved = await options.persistedQueries.resolve(admitted.tenant, {
           method,
@@ -224,7 +225,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
             'x-request-id': requestId,
           });
         }
-        ({ search, body } = resolved);
+        ({ search, body, register } = resolved);
       }
       // Before Apollo parses: an oversized document costs a bounded lexer pass, no AST.
       checkDocumentTokens({ method, search, body }, admitted.tenant.limits.operation.tokens);
@@ -237,6 +238,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
           return Promise.resolve(context);
         },
       });
+      // A persisted query is kept only once it has run: what validation or limits refused
+      // costs no storage.
+      if (register && (response.status ?? 200) < 300) await register();
       await writeResponse(res, response, {
         ...admitted.admission.headers,
         'x-request-id': requestId,
