@@ -28,7 +28,10 @@ export const DEFAULT_TENANT_BREAKER_IDLE_MS = 10 * 60_000;
  * what the kind means for retries and breakers (see {@link createResiliencePolicy}).
  */
 export type FailureKind =
-  /** Connection refused/reset/closed: retryable, a health failure. */
+  /**
+   * Connection refused/reset/closed: retryable, a health failure — the backend's own, whoever
+   * called: no request's content gets a connection refused.
+   */
   | 'connection'
   /** The attempt ran out of time: a health failure; retryable only if a whole attempt fits. */
   | 'timeout'
@@ -59,14 +62,18 @@ export class AttemptFailure extends Error {
   }
 }
 
-/** What a failure says about health, and about whose health. */
-type Health = 'backend' | 'caller' | 'neutral';
+/**
+ * What a failure says about health, and about whose: `backend` is the backend's whoever called;
+ * `call` may be the request's doing (a slow or crashing input), so it is the calling tenant's
+ * until several tenants see it; `caller` is the calling tenant's only.
+ */
+type Health = 'backend' | 'call' | 'caller' | 'neutral';
 
 const HEALTH: Readonly<Record<FailureKind, Health>> = {
   connection: 'backend',
-  timeout: 'backend',
-  server: 'backend',
-  malformed: 'backend',
+  timeout: 'call',
+  server: 'call',
+  malformed: 'call',
   input: 'caller',
   rejected: 'neutral',
   cancelled: 'neutral',
@@ -192,9 +199,10 @@ interface CallPermit {
  * Breakers: a call for a tenant passes the tenant's own breaker on this backend, then the
  * backend's shared breaker. Every health failure counts against the tenant's breaker, so a
  * tenant whose requests fail is contained (its calls fail fast) while others go on. The shared
- * breaker judges the backend, so it counts a tenant's health failure only once failures within
- * `attributionWindowMs` come from at least `sharedFailureTenants` distinct tenants: one
- * tenant's failures may be its requests' doing, several tenants' are the backend's. `input`
+ * breaker judges the backend: a `connection` failure counts against it at once (no request
+ * makes a backend refuse connections); a `timeout`, `server` or `malformed` failure may be the
+ * request's doing (a slow or crashing input), so it counts only once such failures within
+ * `attributionWindowMs` come from at least `sharedFailureTenants` distinct tenants; `input`
  * failures never count against it. Successes count for both. A call without a tenant counts
  * its health failures against the shared breaker directly.
  */
@@ -270,7 +278,7 @@ export function createResiliencePolicy(options: ResiliencePolicyOptions): Resili
     return own;
   }
 
-  /** Records a tenant's health failure; true when several tenants are failing now. */
+  /** Records a tenant's `call` failure; true when several tenants have them now. */
   function failingWidely(tenant: string): boolean {
     const now = clock.now();
     failingTenants.delete(tenant);
@@ -309,6 +317,10 @@ export function createResiliencePolicy(options: ResiliencePolicyOptions): Resili
             shared.release();
             return;
           case 'backend':
+            own?.failure();
+            shared.failure();
+            return;
+          case 'call':
             own?.failure();
             if (tenant === undefined || failingWidely(tenant)) shared.failure();
             else shared.release();

@@ -68,9 +68,16 @@ describe('createResiliencePolicy: breakers per tenant and per backend', () => {
     await settled('a', 'timeout');
     expect(policy.breaker.snapshot().consecutiveFailures).toBe(0);
     // From here on two tenants are failing: their failures are the backend's.
-    for (let i = 0; i < 3; i++) await settled('b', 'connection');
+    for (let i = 0; i < 3; i++) await settled('b', 'server');
     expect(policy.breaker.state()).toBe('open');
     expect(await settled('c', 'ok')).toBe('Test upstream unavailable (circuit open)');
+  });
+
+  it('counts refused connections against the shared breaker at once: no request causes them', async () => {
+    const { policy, settled } = setup();
+    for (let i = 0; i < 3; i++) await settled('a', 'connection');
+    expect(policy.breaker.state()).toBe('open');
+    expect(policy.tenantBreaker('a')?.state()).toBe('open');
   });
 
   it('forgets a tenant’s failures older than the attribution window', async () => {
