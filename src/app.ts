@@ -171,6 +171,7 @@ async function createData(
     return createPostgresDataSource({
       url: config.data.url,
       poolMax: config.data.poolMax,
+      tenantShareMax: config.data.tenantShareMax,
       tenantPoolMax: config.data.tenantPoolMax,
       maxTenantPools: config.data.maxTenantPools,
       tenantPoolIdleMs: config.data.tenantPoolIdleMs,
@@ -284,6 +285,7 @@ function createAdminRoutes(
 function createOipClients(
   config: AtriumConfig,
   observability: Observability,
+  logger: Logger,
 ): Map<string, OipClient> {
   const clients = new Map<string, OipClient>(
     Object.entries(config.inference.backends).map(([name, backend]) => [
@@ -293,6 +295,15 @@ function createOipClients(
         timeoutMs: backend.timeoutMs,
         connections: backend.connections,
         breaker: { onStateChange: observability.onBreakerStateChange(name) },
+        // A tenant's own breaker contains that tenant; logged, not a metric (its label would
+        // carry the tenant).
+        tenantBreaker: {
+          onStateChange: (tenant, from, to) =>
+            logger[to === 'open' ? 'warn' : 'info'](
+              { backend: name, tenant, from, to },
+              'tenant circuit breaker state changed',
+            ),
+        },
       }),
     ]),
   );
@@ -342,6 +353,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
         store,
         enabled: config.persistedQueries.enabled,
         ttlSeconds: config.persistedQueries.ttlSeconds,
+        maxDocumentBytes: config.persistedQueries.maxDocumentBytes,
         onStoreError: (error, operation) =>
           logger.warn({ err: (error as Error).message, operation }, 'store unavailable; APQ miss'),
       });
@@ -365,7 +377,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
           onStoreError,
         }),
       });
-    const clients = createOipClients(config, observability);
+    const clients = createOipClients(config, observability, logger);
     for (const client of clients.values()) closers.push(() => client.close());
     const predictor =
       options.predictor ??
@@ -394,6 +406,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       drainTimeoutMs: config.server.drainTimeoutMs,
       requestDeadlineMs: config.server.requestDeadlineMs,
       bodyLimitBytes: config.server.bodyLimitBytes,
+      bodyTimeoutMs: config.server.bodyTimeoutMs,
       baseDomain: config.server.baseDomain,
       verifier: observability.traceVerifier(verifier),
       registry,

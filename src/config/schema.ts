@@ -7,6 +7,8 @@ export const DEFAULT_PORT = 4000;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/** A request body must have arrived in full within this (then 408 BODY_TIMEOUT). */
+export const DEFAULT_BODY_TIMEOUT_MS = 5_000;
 /** Every backend call of one request must answer within this (then BACKEND_TIMEOUT fields). */
 export const DEFAULT_REQUEST_DEADLINE_MS = 10_000;
 /**
@@ -34,6 +36,10 @@ export const DEFAULT_MICRO_BATCH_MAX_SIZE = 256;
 export const DEFAULT_MICRO_BATCH_MAX_IN_FLIGHT = 1;
 export const DEFAULT_PREDICTION_CACHE_TTL_SECONDS = 300;
 export const DEFAULT_PERSISTED_QUERY_TTL_SECONDS = 24 * 60 * 60;
+/** A larger document is not registered as a persisted query (OPERATION_LIMIT). */
+export const DEFAULT_PERSISTED_QUERY_MAX_DOCUMENT_BYTES = 64 * 1024;
+/** A plan's bound on a tenant's registered persisted queries, unless the plan sets its own. */
+export const DEFAULT_PERSISTED_QUERY_QUOTA = { maxDocuments: 1_000, maxBytes: 4 * 1024 * 1024 };
 export const DEFAULT_LIVE_CONFIG_POLL_MS = 2_000;
 export const DEFAULT_ADMIN_SCOPE = 'atrium:admin';
 
@@ -67,6 +73,13 @@ export const operationLimitsSchema = z.object({
   cost: z.number().int().positive(),
 });
 
+/** What one tenant may keep registered as automatic persisted queries at once. */
+export const persistedQueryQuotaSchema = z.object({
+  maxDocuments: z.number().int().positive(),
+  /** Keys and documents together, in bytes. */
+  maxBytes: z.number().int().positive(),
+});
+
 export const planLimitsSchema = z.object({
   /** GCRA: sustained requests per second and the burst allowed on top. */
   rateLimit: z.object({ perSecond: z.number().positive(), burst: z.number().int().nonnegative() }),
@@ -74,6 +87,7 @@ export const planLimitsSchema = z.object({
   maxConcurrent: z.number().int().positive(),
   operation: operationLimitsSchema,
   introspection: z.boolean(),
+  persistedQueries: persistedQueryQuotaSchema.default({ ...DEFAULT_PERSISTED_QUERY_QUOTA }),
 });
 
 export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSchema>>> = {
@@ -89,6 +103,7 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
       cost: 2_000,
     },
     introspection: true,
+    persistedQueries: { maxDocuments: 500, maxBytes: 2 * 1024 * 1024 },
   },
   pro: {
     rateLimit: { perSecond: 200, burst: 400 },
@@ -102,6 +117,7 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
       cost: 5_000,
     },
     introspection: true,
+    persistedQueries: { maxDocuments: 2_000, maxBytes: 8 * 1024 * 1024 },
   },
   enterprise: {
     rateLimit: { perSecond: 1_000, burst: 2_000 },
@@ -115,6 +131,7 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
       cost: 5_000,
     },
     introspection: true,
+    persistedQueries: { maxDocuments: 10_000, maxBytes: 32 * 1024 * 1024 },
   },
 };
 
@@ -146,8 +163,11 @@ export const tenantSchema = z.object({
   data: dataSettingsSchema,
   /** Logical model name (`churn`, `fraud`) → where and how to score it. */
   models: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/), tenantModelSchema).default({}),
-  /** Overrides of the plan's limits. */
-  limits: planLimitsSchema.partial().default({}),
+  /** Overrides of the plan's limits (none defaulted here: what is not set is the plan's). */
+  limits: planLimitsSchema
+    .partial()
+    .extend({ persistedQueries: persistedQueryQuotaSchema.optional() })
+    .default({}),
   features: z.array(z.string().min(1)).default([]),
   /**
    * Only operations an operator registered for this tenant run (admin CLI or endpoint);
@@ -285,6 +305,11 @@ export const configFileSchema = z.object({
       /** Subdomains of this domain name tenants (acme.api.example.com → acme). */
       baseDomain: z.string().optional(),
       bodyLimitBytes: z.number().int().positive().default(DEFAULT_BODY_LIMIT_BYTES),
+      /**
+       * How long reading a request body may take, from admission to its last byte: a slower
+       * upload gets 408 (reason BODY_TIMEOUT) and its concurrency slot back.
+       */
+      bodyTimeoutMs: z.number().int().positive().max(60_000).default(DEFAULT_BODY_TIMEOUT_MS),
       drainTimeoutMs: z.number().int().nonnegative().default(DEFAULT_DRAIN_TIMEOUT_MS),
       /**
        * Overall deadline of one request's backend calls (data and models): past it, the fields
@@ -316,11 +341,26 @@ export const configFileSchema = z.object({
       /** Shared database (schema and row strategies); DATABASE_URL overrides. */
       url: z.string().optional(),
       poolMax: z.number().int().positive().default(DEFAULT_POOL_MAX),
+      /**
+       * Connections of the shared pool (schema and row tenants) one tenant may hold at once;
+       * default half of `poolMax`, rounded up. Waiting tenants are served in turn.
+       */
+      tenantShareMax: z.number().int().positive().optional(),
       tenantPoolMax: z.number().int().positive().default(DEFAULT_TENANT_POOL_MAX),
       maxTenantPools: z.number().int().positive().default(DEFAULT_MAX_TENANT_POOLS),
       tenantPoolIdleMs: z.number().int().positive().default(DEFAULT_TENANT_POOL_IDLE_MS),
       statementTimeoutMs: z.number().int().positive().default(DEFAULT_STATEMENT_TIMEOUT_MS),
       rowRole: pgIdentifier.default(DEFAULT_ROW_ROLE),
+    })
+    .superRefine((d, ctx) => {
+      if (d.tenantShareMax !== undefined && d.tenantShareMax > d.poolMax) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenantShareMax'],
+          message: `at most data.poolMax (${d.poolMax})`,
+          input: d.tenantShareMax,
+        });
+      }
     })
     .prefault({}),
   redis: z
@@ -365,6 +405,15 @@ export const configFileSchema = z.object({
       enabled: z.boolean().default(true),
       /** How long a registered query is remembered after its last registration. */
       ttlSeconds: z.number().int().positive().default(DEFAULT_PERSISTED_QUERY_TTL_SECONDS),
+      /**
+       * A document larger than this is not registered (400 OPERATION_LIMIT). How many a tenant
+       * may keep, and their bytes, is its plan's `persistedQueries`.
+       */
+      maxDocumentBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULT_PERSISTED_QUERY_MAX_DOCUMENT_BYTES),
     })
     .prefault({}),
   liveConfig: z
@@ -395,6 +444,7 @@ export type TenantConfig = z.infer<typeof tenantSchema>;
 export type DataSettings = z.infer<typeof dataSettingsSchema>;
 export type TenantModelConfig = z.infer<typeof tenantModelSchema>;
 export type PlanLimits = z.infer<typeof planLimitsSchema>;
+export type PersistedQueryQuota = z.infer<typeof persistedQueryQuotaSchema>;
 export type OperationLimits = z.infer<typeof operationLimitsSchema>;
 export type AuthConfig = z.infer<typeof authSchema>;
 export type InferenceBackendConfig = z.infer<typeof inferenceBackendSchema>;

@@ -129,6 +129,9 @@ export function createConcurrencyLimiter(options: ConcurrencyLimiterOptions): Co
         } catch (error) {
           if (error instanceof TypeError) throw error;
           options.onStoreError?.(error, 'acquireLease');
+          // A timed-out script may still run once the store answers again, and nobody would
+          // release its lease: take it back (a no-op if it never ran; lease ids are unique).
+          store.releaseLease(key, request.leaseId).catch(() => undefined);
         }
       }
       switch (fallback) {

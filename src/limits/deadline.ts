@@ -11,19 +11,35 @@ import { withTimeout } from '../util/timeout.js';
 export interface Deadline {
   /** Epoch milliseconds. */
   readonly at: number;
-  /** Milliseconds left (0 when passed). */
+  /** Milliseconds left (0 when passed, or when the request has ended). */
   remaining(): number;
+  /** Aborted when the request ends before the deadline (its client went away). */
+  readonly ended?: AbortSignal | undefined;
 }
 
-export function createDeadline(ms: number, now: () => number = Date.now): Deadline {
+/**
+ * A deadline `ms` from now. `ended`, when given, ends it early: once it aborts, nothing of the
+ * request waits for a backend any more, so a request whose client is gone finishes at once.
+ */
+export function createDeadline(
+  ms: number,
+  now: () => number = Date.now,
+  ended?: AbortSignal,
+): Deadline {
   if (!Number.isFinite(ms) || ms <= 0) {
     throw new TypeError(`the request deadline must be a positive number of ms; got ${ms}`);
   }
   const at = now() + ms;
-  return { at, remaining: () => Math.max(0, at - now()) };
+  return { at, ended, remaining: () => (ended?.aborted ? 0 : Math.max(0, at - now())) };
 }
 
-function expired(what: string): GatewayError {
+function expired(what: string, deadline: Deadline): GatewayError {
+  if (deadline.ended?.aborted) {
+    return new GatewayError(
+      'BACKEND_UNAVAILABLE',
+      `The request ended before the ${what} answered.`,
+    );
+  }
   return new GatewayError(
     'BACKEND_TIMEOUT',
     `The ${what} did not answer within the request deadline.`,
@@ -31,13 +47,19 @@ function expired(what: string): GatewayError {
 }
 
 /**
- * `work` or, if the deadline comes first, a `BACKEND_TIMEOUT` GatewayError. The work itself is
- * not cancelled (its own timeout ends it); its late outcome is dropped, never unhandled.
+ * `work` or, if the deadline comes first, a `BACKEND_TIMEOUT` GatewayError (`BACKEND_UNAVAILABLE`
+ * when the request ended first). The work itself is not cancelled (its own timeout ends it);
+ * its late outcome is dropped, never unhandled.
  */
 export function raceDeadline<T>(work: Promise<T>, deadline: Deadline, what: string): Promise<T> {
-  return withTimeout(work, deadline.remaining(), () => {
-    throw expired(what);
-  });
+  return withTimeout(
+    work,
+    deadline.remaining(),
+    () => {
+      throw expired(what, deadline);
+    },
+    deadline.ended,
+  );
 }
 
 /**

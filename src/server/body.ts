@@ -5,11 +5,42 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Reads a request body up to `limit` bytes. A larger body is refused as soon as it passes the
- * limit (by Content-Length or by counting), without buffering the rest.
+ * limit (by Content-Length or by counting), without buffering the rest. With `timeoutMs`, a
+ * body not complete by then is refused with 408 and `Connection: close`: a slow upload must not
+ * hold its request (and the tenant's concurrency lease) for as long as the client likes.
  */
-export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+export async function readBody(
+  req: IncomingMessage,
+  limit: number,
+  timeoutMs?: number,
+): Promise<string> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  const reading = collect(req, limit);
+  let buffer: Buffer;
+  if (timeoutMs === undefined) {
+    buffer = await reading;
+  } else {
+    // The reader left behind settles when the connection closes after the 408; never unhandled.
+    reading.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(bodyTimeout(timeoutMs)), timeoutMs);
+    });
+    try {
+      buffer = await Promise.race([reading, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  try {
+    return decoder.decode(buffer);
+  } catch {
+    throw new GatewayError('BAD_USER_INPUT', 'The request body is not valid UTF-8.');
+  }
+}
+
+async function collect(req: IncomingMessage, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -25,11 +56,16 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
       extensions: { reason: 'BODY_INCOMPLETE' },
     });
   }
-  try {
-    return decoder.decode(Buffer.concat(chunks, size));
-  } catch {
-    throw new GatewayError('BAD_USER_INPUT', 'The request body is not valid UTF-8.');
-  }
+  return Buffer.concat(chunks, size);
+}
+
+function bodyTimeout(ms: number): GatewayError {
+  return new GatewayError('BAD_USER_INPUT', `The request body did not arrive within ${ms} ms.`, {
+    status: 408,
+    // The rest of the body may still be on its way: the connection cannot be reused.
+    headers: { Connection: 'close' },
+    extensions: { reason: 'BODY_TIMEOUT' },
+  });
 }
 
 function tooLarge(limit: number): GatewayError {

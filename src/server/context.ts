@@ -69,15 +69,24 @@ export async function admitRequest(
   }
 }
 
-/** The per-request context of an admitted request: fresh loaders bound to its tenant. */
+/**
+ * The per-request context of an admitted request: fresh loaders bound to its tenant. `ended`
+ * aborts when the request is over before its answer (the client went away): backend calls
+ * still pending then stop being waited for.
+ */
 export function createRequestContext(
   deps: ContextDependencies,
   { principal, tenant }: AdmittedRequest,
   requestId: string,
+  ended?: AbortSignal,
 ): GatewayContext {
   const log = deps.logger.child({ requestId, tenant: tenant.id });
   // Backend calls of this request answer by the deadline or fail as BACKEND_TIMEOUT fields.
-  const deadline = createDeadline(deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS);
+  const deadline = createDeadline(
+    deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS,
+    Date.now,
+    ended,
+  );
   const dataSource = withDeadline(deps.dataSource, deadline, 'data backend');
   return {
     requestId,

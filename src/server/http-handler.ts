@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ApolloServer, HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
+import { DEFAULT_BODY_TIMEOUT_MS } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -24,6 +25,8 @@ export interface HttpHandlerOptions extends ContextDependencies {
   /** The Apollo Server for a tenant's schema variant (started). */
   apolloFor(tenant: Tenant): Promise<ApolloServer<GatewayContext>>;
   bodyLimitBytes: number;
+  /** Deadline of reading a request body; default DEFAULT_BODY_TIMEOUT_MS (then 408). */
+  bodyTimeoutMs?: number | undefined;
   baseDomain?: string | undefined;
   /** Named readiness checks run by GET /readyz, each bounded by `probeTimeoutMs`. */
   readiness: Readonly<Record<string, Probe>>;
@@ -175,11 +178,28 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       hints: [pathTenant, tenantHintFromHost(req.headers.host, options.baseDomain)],
       onTenant: observation?.onTenant,
     });
+    // The admission (the tenant's concurrency lease) ends with the request however it ends:
+    // answered or failed (finally below), or its client gone. A client gone before the answer
+    // also ends the request's deadline, so its pending backend calls stop being waited for.
+    const ended = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished) ended.abort();
+      admitted.admission.release();
+    };
+    res.once('close', onClose);
     try {
       const method = req.method ?? 'GET';
-      const text = method === 'POST' ? await readBody(req, options.bodyLimitBytes) : '';
+      const text =
+        method === 'POST'
+          ? await readBody(
+              req,
+              options.bodyLimitBytes,
+              options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
+            )
+          : '';
       let body = parseBody(text, req.headers['content-type']);
       let search = url.search;
+      let register: (() => Promise<void>) | undefined;
       if (options.persistedQueries) {
         const resolved = await options.persistedQueries.resolve(admitted.tenant, {
           method,
@@ -194,7 +214,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
             'x-request-id': requestId,
           });
         }
-        ({ search, body } = resolved);
+        ({ search, body, register } = resolved);
       }
       // Before Apollo parses: an oversized document costs a bounded lexer pass, no AST.
       checkDocumentTokens({ method, search, body }, admitted.tenant.limits.operation.tokens);
@@ -202,16 +222,20 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method, headers: toHeaderMap(req), search, body },
         context: () => {
-          const context = createRequestContext(options, admitted, requestId);
+          const context = createRequestContext(options, admitted, requestId, ended.signal);
           observation?.bind(context);
           return Promise.resolve(context);
         },
       });
+      // A persisted query is kept only once it has run: what validation or limits refused
+      // costs no storage.
+      if (register && (response.status ?? 200) < 300) await register();
       await writeResponse(res, response, {
         ...admitted.admission.headers,
         'x-request-id': requestId,
       });
     } finally {
+      res.off('close', onClose);
       admitted.admission.release();
     }
   }

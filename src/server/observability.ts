@@ -9,7 +9,7 @@ import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server'
 import { type Context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { TokenVerifier } from '../auth/verify-token.js';
 import type { QueryEvent } from '../backends/data/types.js';
-import type { CircuitState } from '../backends/inference/breaker.js';
+import type { CircuitState } from '../backends/resilience/breaker.js';
 import type { InferEvent } from '../backends/inference/predictor.js';
 import { isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';

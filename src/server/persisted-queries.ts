@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { parse } from 'graphql';
 import { LRUCache } from 'lru-cache';
+import { DEFAULT_PERSISTED_QUERY_MAX_DOCUMENT_BYTES } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
-import { persistedQueryKey, trustedDocumentKey } from '../store/keys.js';
-import type { Store } from '../store/types.js';
+import { persistedQueryKey, persistedQueryLedgerKeys, trustedDocumentKey } from '../store/keys.js';
+import type { QuotaDecision, Store } from '../store/types.js';
 import type { Tenant } from '../tenancy/tenant.js';
 
 /**
@@ -19,11 +20,19 @@ import type { Tenant } from '../tenancy/tenant.js';
  * - `{ extensions: { persistedQuery: { version: 1, sha256Hash } } }` with no `query`: the
  *   tenant's stored query runs, or the answer is `PERSISTED_QUERY_NOT_FOUND` (HTTP 200), on
  *   which clients resend the full query with the hash;
- * - `query` + hash: the hash must be the SHA-256 (hex) of the query, else 400; the query is
- *   stored for the tenant (with a TTL) and runs;
+ * - `query` + hash: the hash must be the SHA-256 (hex) of the query, else 400; the query runs
+ *   and, once it has run (a 2xx answer: it passed parsing, validation and the plan's limits),
+ *   is stored for the tenant with a TTL — what would not run is never stored;
  * - both GET (`?extensions=…&query=…`) and POST bodies.
  * A store that cannot answer degrades to "not found": the client resends the full query, and
  * the request costs one round trip more, never a 5xx.
+ *
+ * Registrations are bounded per tenant, so no tenant can fill the store others share: a
+ * document over `maxDocumentBytes` is refused, and so is one that would take the tenant past its
+ * plan's `persistedQueries` quota (documents and bytes, counted in one ledger per tenant and
+ * checked atomically by the store) — 400 `OPERATION_LIMIT` with `limit`
+ * `persistedQueryDocumentBytes`, `persistedQueryDocuments` or `persistedQueryBytes`. Entries
+ * leave the quota when their TTL ends; registering a stored document again renews it.
  *
  * Trusted documents: a tenant with `trustedDocuments: true` runs only documents an operator
  * registered (admin endpoint or CLI; stored without TTL under `trustedDocumentKey`). Clients
@@ -50,8 +59,17 @@ export interface PersistedQueryRequest {
 }
 
 export type PersistedQueryOutcome =
-  /** Hand this to Apollo Server: the query filled in, the persistedQuery extension removed. */
-  | { readonly kind: 'execute'; readonly search: string; readonly body: unknown }
+  /**
+   * Hand this to Apollo Server: the query filled in, the persistedQuery extension removed.
+   * `register`, when present, stores the document: call it once the request has run (a 2xx
+   * answer), so that nothing refused by validation or limits is ever stored. It never rejects.
+   */
+  | {
+      readonly kind: 'execute';
+      readonly search: string;
+      readonly body: unknown;
+      readonly register?: (() => Promise<void>) | undefined;
+    }
   /** Answer with {@link persistedQueryNotFound}: the client should resend the full query. */
   | { readonly kind: 'not-found' };
 
@@ -61,18 +79,25 @@ export interface PersistedQueries {
    * hash or version (400), an untrusted document (403) or an unreadable trusted registry (503).
    */
   resolve(
-    tenant: Pick<Tenant, 'id' | 'trustedDocuments'>,
+    tenant: PersistedQueryTenant,
     request: PersistedQueryRequest,
   ): Promise<PersistedQueryOutcome>;
 }
 
+/** What resolving needs of a tenant: who, its mode, and its plan's quota. */
+export type PersistedQueryTenant = Pick<Tenant, 'id' | 'trustedDocuments'> & {
+  limits: Pick<Tenant['limits'], 'persistedQueries'>;
+};
+
 export interface PersistedQueriesOptions {
   /** Where queries and trusted documents live (Redis in production). */
-  store: Pick<Store, 'get' | 'set'>;
+  store: Pick<Store, 'get' | 'set' | 'putWithQuota'>;
   /** APQ for tenants not in trusted mode. Off → requests pass through (Apollo answers NOT_SUPPORTED). */
   enabled: boolean;
   /** Lifetime of an APQ entry, renewed each time a client registers the query again. */
   ttlSeconds: number;
+  /** A larger document (UTF-8 bytes) is not registered. Default 64 KiB. */
+  maxDocumentBytes?: number | undefined;
   /** Positive cache of trusted documents per replica. Defaults 60 s / 10 000 entries. */
   trustedCacheTtlMs?: number | undefined;
   trustedCacheMax?: number | undefined;
@@ -106,6 +131,31 @@ function badRequest(message: string, reason: string): GatewayError {
   return new GatewayError('BAD_USER_INPUT', message, { extensions: { reason } });
 }
 
+/** A registration the limits refuse: the request ends with 400, like any plan limit. */
+function registrationRefused(
+  limit: 'persistedQueryDocumentBytes' | 'persistedQueryDocuments' | 'persistedQueryBytes',
+  value: number,
+  max: number,
+): GatewayError {
+  const what =
+    limit === 'persistedQueryDocumentBytes'
+      ? `the document has ${value} bytes`
+      : limit === 'persistedQueryDocuments'
+        ? `the tenant would keep ${value} documents`
+        : `the tenant's documents would take ${value} bytes`;
+  return new GatewayError(
+    'OPERATION_LIMIT',
+    `Persisted query not registered: ${what}, over the limit of ${max}. Send the query without persistedQuery, or retry after registered ones expire.`,
+    { request: true, extensions: { limit, value, max } },
+  );
+}
+
+function quotaRefused(decision: QuotaDecision, quota: { maxDocuments: number; maxBytes: number }) {
+  return decision.exceeded === 'entries'
+    ? registrationRefused('persistedQueryDocuments', decision.entries, quota.maxDocuments)
+    : registrationRefused('persistedQueryBytes', decision.bytes, quota.maxBytes);
+}
+
 function untrustedError(): GatewayError {
   return new GatewayError(
     'FORBIDDEN',
@@ -131,11 +181,13 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** What the request says, wherever it says it (GET parameters or POST body). */
+type Execute = Extract<PersistedQueryOutcome, { kind: 'execute' }>;
+
 interface Operation {
   query: unknown;
   extensions: Record<string, unknown> | undefined;
   /** Rebuilds the request with `query` set and `extensions` replaced. */
-  rebuild(query: string, extensions: Record<string, unknown> | undefined): PersistedQueryOutcome;
+  rebuild(query: string, extensions: Record<string, unknown> | undefined): Execute;
 }
 
 function readOperation(request: PersistedQueryRequest): Operation | undefined {
@@ -209,10 +261,16 @@ function readExtension(value: unknown): PersistedQueryExtension {
 /** See the module comment. */
 export function createPersistedQueries(options: PersistedQueriesOptions): PersistedQueries {
   const { store, enabled, ttlSeconds } = options;
-  if (!(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) {
-    throw new TypeError(
-      `createPersistedQueries: ttlSeconds must be a whole number > 0; received ${ttlSeconds}`,
-    );
+  const maxDocumentBytes = options.maxDocumentBytes ?? DEFAULT_PERSISTED_QUERY_MAX_DOCUMENT_BYTES;
+  for (const [name, value] of [
+    ['ttlSeconds', ttlSeconds],
+    ['maxDocumentBytes', maxDocumentBytes],
+  ] as const) {
+    if (!(Number.isInteger(value) && value > 0)) {
+      throw new TypeError(
+        `createPersistedQueries: ${name} must be a whole number > 0; received ${value}`,
+      );
+    }
   }
   const trusted = new LRUCache<string, string>({
     max: options.trustedCacheMax ?? DEFAULT_TRUSTED_CACHE_MAX,
@@ -302,14 +360,42 @@ export function createPersistedQueries(options: PersistedQueriesOptions): Persis
       if (documentHash(query) !== extension.sha256Hash) {
         throw badRequest('provided sha does not match query', 'PERSISTED_QUERY_HASH_MISMATCH');
       }
-      // Awaited (bounded by the store's timeout) so the client's next hash-only request finds
-      // it; a failed write only means the client will send the full query again.
-      try {
-        await store.set(key, query, { ttlSeconds });
-      } catch (error) {
-        storeFailed(error, 'set');
+      const bytes = Buffer.byteLength(query, 'utf8');
+      if (bytes > maxDocumentBytes) {
+        throw registrationRefused('persistedQueryDocumentBytes', bytes, maxDocumentBytes);
       }
-      return operation.rebuild(query, rest);
+      const quota = tenant.limits.persistedQueries;
+      const put = (dryRun: boolean) =>
+        store.putWithQuota(key, query, {
+          ledger: persistedQueryLedgerKeys(tenant.id),
+          ttlSeconds,
+          maxEntries: quota.maxDocuments,
+          maxBytes: quota.maxBytes,
+          dryRun,
+        });
+      // Refused now, before it runs, if it cannot be kept; stored only after it has run.
+      let check: QuotaDecision;
+      try {
+        check = await put(true);
+      } catch (error) {
+        // The store is down: run the query, keep nothing (the client will send it again).
+        storeFailed(error, 'putWithQuota');
+        return operation.rebuild(query, rest);
+      }
+      if (!check.accepted) throw quotaRefused(check, quota);
+      return {
+        ...operation.rebuild(query, rest),
+        // Awaited by the caller (bounded by the store's timeout) so the client's next hash-only
+        // request finds it. A failed write, or one a concurrent registration left no room for,
+        // only means the client will send the full query again.
+        register: async () => {
+          try {
+            await put(false);
+          } catch (error) {
+            storeFailed(error, 'putWithQuota');
+          }
+        },
+      };
     },
   };
 }

@@ -1,4 +1,5 @@
 import { TENANT_ID_PATTERN } from '../config/schema.js';
+import type { QuotaLedgerKeys } from './types.js';
 
 /**
  * The one place store keys are built. Every key is `atrium:{<tenant>}:<kind>[:<part>…]`:
@@ -23,6 +24,8 @@ export const KEY_KINDS = {
   concurrency: 'conc',
   prediction: 'pred',
   persistedQuery: 'pq',
+  persistedQuerySizes: 'pq-size',
+  persistedQueryExpiries: 'pq-exp',
   trustedDocument: 'doc',
   tenantConfig: 'config',
 } as const;
@@ -83,6 +86,18 @@ export function predictionKey(
 /** An automatic persisted query (APQ) of a tenant, by its SHA-256 hash. */
 export function persistedQueryKey(tenantId: string, hash: string): string {
   return tenantKey(tenantId, KEY_KINDS.persistedQuery, hash);
+}
+
+/**
+ * The ledger of a tenant's automatic persisted queries, which bounds them by count and bytes
+ * (`Store.putWithQuota`): a hash of entry sizes with the totals, and a sorted set of expiries.
+ * Both carry the tenant's hash tag, so one script can update them with the document.
+ */
+export function persistedQueryLedgerKeys(tenantId: string): QuotaLedgerKeys {
+  return {
+    sizes: tenantKey(tenantId, KEY_KINDS.persistedQuerySizes),
+    expiries: tenantKey(tenantId, KEY_KINDS.persistedQueryExpiries),
+  };
 }
 
 /**

@@ -8,6 +8,8 @@ import {
   type LeaseDecision,
   type LeaseRequest,
   type MessageHandler,
+  type QuotaDecision,
+  type QuotaRequest,
   type SetOptions,
   type Store,
   type StoreEntry,
@@ -20,18 +22,28 @@ import {
   assertKey,
   assertLeaseRequest,
   assertMembers,
+  assertQuotaRequest,
   assertTtlSeconds,
   assertValue,
 } from './validate.js';
 
 /** Entries kept before the least recently used are evicted; bounds the demo's memory. */
 export const DEFAULT_MEMORY_STORE_MAX_ENTRIES = 50_000;
+/**
+ * Approximate bytes of keys and values kept before the least recently used are evicted: a
+ * count alone does not bound memory when values are large (persisted documents).
+ */
+export const DEFAULT_MEMORY_STORE_MAX_BYTES = 64 * 1024 * 1024;
+/** Rough per-entry overhead counted on top of a key's and value's characters. */
+const ENTRY_OVERHEAD_BYTES = 64;
 
 export interface MemoryStoreOptions {
   /** Time source for TTLs, GCRA and leases (ms since epoch). Default `Date.now`. */
   clock?: Clock | undefined;
   /** Maximum keys held; least recently used keys go first. Default 50 000. */
   maxEntries?: number | undefined;
+  /** Maximum approximate bytes held (UTF-16 keys and values); LRU first. Default 64 MiB. */
+  maxBytes?: number | undefined;
   /** Told when a subscriber's handler throws; the other handlers still run. */
   onHandlerError?: ((error: unknown, channel: string) => void) | undefined;
 }
@@ -39,7 +51,28 @@ export interface MemoryStoreOptions {
 type Entry =
   | { readonly type: 'string'; readonly value: string; readonly expiresAt: number | undefined }
   | { readonly type: 'leases'; readonly leases: Map<string, number> }
-  | { readonly type: 'set'; readonly members: Set<string> };
+  | { readonly type: 'set'; readonly members: Set<string> }
+  | {
+      readonly type: 'ledger';
+      /** Counted key → its size in UTF-8 bytes and its expiry (ms). */
+      readonly items: Map<string, { bytes: number; expiresAt: number }>;
+      bytes: number;
+    };
+
+/** What an entry costs in memory, roughly (JavaScript strings take two bytes a character). */
+function entrySize(entry: Entry, key: string): number {
+  const base = ENTRY_OVERHEAD_BYTES + key.length * 2;
+  switch (entry.type) {
+    case 'string':
+      return base + entry.value.length * 2;
+    case 'leases':
+      return base + entry.leases.size * ENTRY_OVERHEAD_BYTES;
+    case 'set':
+      return base + entry.members.size * ENTRY_OVERHEAD_BYTES;
+    case 'ledger':
+      return base + entry.items.size * 2 * ENTRY_OVERHEAD_BYTES;
+  }
+}
 
 /**
  * An in-process `Store` with the Redis store's semantics (TTL expiry, GCRA, expiring leases,
@@ -54,7 +87,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       `createMemoryStore: maxEntries must be an integer ≥ 1; received ${maxEntries}`,
     );
   }
-  const entries = new LRUCache<string, Entry>({ max: maxEntries });
+  const maxBytes = options.maxBytes ?? DEFAULT_MEMORY_STORE_MAX_BYTES;
+  if (!(Number.isInteger(maxBytes) && maxBytes >= 1)) {
+    throw new TypeError(`createMemoryStore: maxBytes must be an integer ≥ 1; received ${maxBytes}`);
+  }
+  // Sizes are measured when an entry is set; entries changed in place (leases, sets) are
+  // re-measured when next set, which the small ones rarely need.
+  const entries = new LRUCache<string, Entry>({
+    max: maxEntries,
+    maxSize: maxBytes,
+    sizeCalculation: (entry, key) => entrySize(entry, key),
+  });
   const channels = new Map<string, Set<MessageHandler>>();
   let closed = false;
 
@@ -134,6 +177,44 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       }
       ensureOpen('msetWithTtl');
       for (const entry of list) writeString(entry.key, entry.value, ttlSeconds * 1000);
+    },
+
+    async putWithQuota(key, value, request: QuotaRequest): Promise<QuotaDecision> {
+      assertKey(key, 'putWithQuota');
+      assertValue(value, 'putWithQuota');
+      assertQuotaRequest(request);
+      ensureOpen('putWithQuota');
+      const ledgerKey = request.ledger.sizes;
+      const found = entries.get(ledgerKey);
+      if (found !== undefined && found.type !== 'ledger') {
+        throw new StoreError('STORE_FAILED', 'putWithQuota', `WRONGTYPE: key holds ${found.type}`);
+      }
+      const ledger = found ?? { type: 'ledger' as const, items: new Map(), bytes: 0 };
+      const now = clock.now();
+      for (const [item, { bytes, expiresAt }] of ledger.items) {
+        if (expiresAt > now) continue;
+        ledger.items.delete(item);
+        ledger.bytes -= bytes;
+      }
+      // UTF-8 bytes, as Redis counts them, so both stores enforce the same quota.
+      const size = Buffer.byteLength(key, 'utf8') + Buffer.byteLength(value, 'utf8');
+      const known = ledger.items.get(key);
+      const count = ledger.items.size + (known === undefined ? 1 : 0);
+      const bytes = ledger.bytes + size - (known?.bytes ?? 0);
+      if (count > request.maxEntries) {
+        return { accepted: false, exceeded: 'entries', entries: count, bytes };
+      }
+      if (bytes > request.maxBytes) {
+        return { accepted: false, exceeded: 'bytes', entries: count, bytes };
+      }
+      if (request.dryRun) return { accepted: true, entries: count, bytes };
+      const ttlMs = request.ttlSeconds * 1000;
+      writeString(key, value, ttlMs);
+      ledger.items.set(key, { bytes: size, expiresAt: now + ttlMs });
+      ledger.bytes = bytes;
+      // Set again so the cache measures its new size.
+      entries.set(ledgerKey, ledger);
+      return { accepted: true, entries: count, bytes };
     },
 
     async del(key) {

@@ -4,11 +4,12 @@ import { withTimeout } from '../util/timeout.js';
 import { StoreError, isStoreError } from './errors.js';
 import { assertGcraPolicy } from './gcra.js';
 import { hashTagOf } from './keys.js';
-import { GCRA_SCRIPT, LEASE_SCRIPT } from './scripts.js';
+import { GCRA_SCRIPT, LEASE_SCRIPT, QUOTA_SCRIPT } from './scripts.js';
 import type {
   GcraDecision,
   LeaseDecision,
   MessageHandler,
+  QuotaDecision,
   Store,
   StoreEntry,
   StoreState,
@@ -20,6 +21,7 @@ import {
   assertKey,
   assertLeaseRequest,
   assertMembers,
+  assertQuotaRequest,
   assertTtlSeconds,
   assertValue,
 } from './validate.js';
@@ -31,7 +33,7 @@ export const DEFAULT_BREAKER_COOLDOWN_MS = 1_000;
 export interface RedisStoreOptions {
   /**
    * A connected (or connecting) ioredis client, single node or Cluster, built by the
-   * composition root (see `createRedisClient`). The store defines its two Lua commands on it
+   * composition root (see `createRedisClient`). The store defines its Lua commands on it
    * and duplicates it once for pub/sub.
    */
   client: Redis | Cluster;
@@ -54,10 +56,20 @@ export interface RedisStoreOptions {
   onHandlerError?: ((error: unknown, channel: string) => void) | undefined;
 }
 
-/** The two scripts as ioredis commands (`defineCommand` runs EVALSHA, EVAL on NOSCRIPT). */
+/** The scripts as ioredis commands (`defineCommand` runs EVALSHA, EVAL on NOSCRIPT). */
 interface AtriumCommands {
   atriumGcra(key: string, perSecond: number, burst: number, cost: number): Promise<unknown>;
   atriumLease(key: string, limit: number, ttlMs: number, leaseId: string): Promise<unknown>;
+  atriumQuota(
+    key: string,
+    sizesKey: string,
+    expiriesKey: string,
+    value: string,
+    ttlMs: number,
+    maxEntries: number,
+    maxBytes: number,
+    dryRun: 0 | 1,
+  ): Promise<unknown>;
 }
 
 const UNAVAILABLE_REPLIES = /^(CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|READONLY)\b/;
@@ -99,6 +111,19 @@ function parseLeaseReply(reply: unknown): LeaseDecision {
     throw new StoreError('STORE_FAILED', 'acquireLease', 'unexpected reply from the lease script');
   }
   return { acquired: Number(reply[0]) === 1, inFlight: Number(reply[1]) };
+}
+
+function parseQuotaReply(reply: unknown): QuotaDecision {
+  if (!Array.isArray(reply) || reply.length !== 4) {
+    throw new StoreError('STORE_FAILED', 'putWithQuota', 'unexpected reply from the quota script');
+  }
+  const [accepted, exceeded, entries, bytes] = reply as unknown[];
+  return {
+    accepted: Number(accepted) === 1,
+    exceeded: exceeded === 'entries' || exceeded === 'bytes' ? exceeded : undefined,
+    entries: Number(entries),
+    bytes: Number(bytes),
+  };
 }
 
 function groupByHashTag<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, number[]> {
@@ -153,6 +178,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
 
   client.defineCommand('atriumGcra', { numberOfKeys: 1, lua: GCRA_SCRIPT });
   client.defineCommand('atriumLease', { numberOfKeys: 1, lua: LEASE_SCRIPT });
+  client.defineCommand('atriumQuota', { numberOfKeys: 3, lua: QUOTA_SCRIPT });
   const commands = client as unknown as AtriumCommands;
 
   let closed = false;
@@ -316,6 +342,29 @@ export function createRedisStore(options: RedisStoreOptions): Store {
           }),
         );
       });
+    },
+
+    async putWithQuota(key, value, request) {
+      assertKey(key, 'putWithQuota');
+      assertValue(value, 'putWithQuota');
+      assertQuotaRequest(request);
+      const { sizes, expiries } = request.ledger;
+      if (hashTagOf(sizes) !== hashTagOf(key) || hashTagOf(expiries) !== hashTagOf(key)) {
+        throw new TypeError('putWithQuota: the ledger keys must share the hash tag of the key');
+      }
+      const reply = await run('putWithQuota', () =>
+        commands.atriumQuota(
+          key,
+          sizes,
+          expiries,
+          value,
+          request.ttlSeconds * 1000,
+          request.maxEntries,
+          request.maxBytes,
+          request.dryRun ? 1 : 0,
+        ),
+      );
+      return parseQuotaReply(reply);
     },
 
     async del(key) {

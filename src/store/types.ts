@@ -21,6 +21,14 @@ export interface Store {
   set(key: string, value: string, options?: SetOptions): Promise<void>;
   /** Stores every entry with the same TTL in one round trip (a pipeline). */
   msetWithTtl(entries: readonly StoreEntry[], ttlSeconds: number): Promise<void>;
+  /**
+   * Stores `value` under `key` for `ttlSeconds` if the ledger it is counted in stays within
+   * `maxEntries` and `maxBytes`, checking and writing in one atomic step (a Lua script in
+   * Redis), so concurrent writers on any replica cannot overshoot. Entries leave the ledger
+   * when they expire; writing a key the ledger already holds renews it. With `dryRun`, only
+   * decides. For what clients may fill, per tenant: persisted queries.
+   */
+  putWithQuota(key: string, value: string, request: QuotaRequest): Promise<QuotaDecision>;
   /** Deletes `key`; resolves `true` when something was deleted. */
   del(key: string): Promise<boolean>;
   /**
@@ -111,6 +119,36 @@ export interface LeaseDecision {
   readonly acquired: boolean;
   /** Live leases under the key, counting this one when acquired. */
   readonly inFlight: number;
+}
+
+/** The two keys of a quota ledger; both must share the hash tag of the keys they count. */
+export interface QuotaLedgerKeys {
+  /** Entry sizes and the totals. */
+  readonly sizes: string;
+  /** Entry expiries. */
+  readonly expiries: string;
+}
+
+export interface QuotaRequest {
+  readonly ledger: QuotaLedgerKeys;
+  /** Positive whole seconds. */
+  readonly ttlSeconds: number;
+  /** Entries the ledger may hold (≥ 1). */
+  readonly maxEntries: number;
+  /** Bytes its entries may take together, each counted as its key plus its value (≥ 1). */
+  readonly maxBytes: number;
+  /** Decide only; write nothing. */
+  readonly dryRun?: boolean | undefined;
+}
+
+export interface QuotaDecision {
+  /** It fits (and, unless a dry run, is stored). */
+  readonly accepted: boolean;
+  /** The bound it would pass, when refused. */
+  readonly exceeded?: 'entries' | 'bytes' | undefined;
+  /** The ledger's entries and bytes with this entry counted (stored or not). */
+  readonly entries: number;
+  readonly bytes: number;
 }
 
 export type MessageHandler = (message: string) => void;

@@ -1,4 +1,4 @@
-import type { LeaseRequest } from './types.js';
+import type { LeaseRequest, QuotaRequest } from './types.js';
 
 // Argument checks shared by both stores, so both reject the same caller mistakes the same
 // way (TypeError, at once, before any I/O).
@@ -52,5 +52,17 @@ export function assertMembers(
     !members.every((member) => typeof member === 'string' && member.length > 0)
   ) {
     throw new TypeError(`${operation}: members must be an array of non-empty strings`);
+  }
+}
+
+export function assertQuotaRequest(request: QuotaRequest): void {
+  assertKey(request.ledger?.sizes, 'putWithQuota');
+  assertKey(request.ledger?.expiries, 'putWithQuota');
+  assertTtlSeconds(request.ttlSeconds, 'putWithQuota');
+  for (const name of ['maxEntries', 'maxBytes'] as const) {
+    const value = request[name];
+    if (!(Number.isInteger(value) && value >= 1)) {
+      throw new TypeError(`putWithQuota: ${name} must be an integer ≥ 1; received ${value}`);
+    }
   }
 }

@@ -39,6 +39,7 @@ export function toTenant(
     maxConcurrent: config.limits.maxConcurrent ?? plan.maxConcurrent,
     operation: config.limits.operation ?? plan.operation,
     introspection: config.limits.introspection ?? plan.introspection,
+    persistedQueries: config.limits.persistedQueries ?? plan.persistedQueries,
   };
   return {
     id: config.id,

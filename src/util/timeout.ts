@@ -11,15 +11,20 @@
  *
  * `work` is not cancelled (an `onTimeout` may abort it); its late outcome is dropped, never an
  * unhandled rejection. The timer is cleared as soon as `work` settles, so nothing lingers.
+ * `ended`, when given, ends the wait early as if the time were up (a request whose client left).
  */
 export function withTimeout<T, F = never>(
   work: PromiseLike<T>,
   ms: number,
   onTimeout: () => F,
+  ended?: AbortSignal,
 ): Promise<T | F> {
   if (Number.isNaN(ms)) throw new TypeError('withTimeout: ms must be a number; received NaN');
   return new Promise<T | F>((resolve, reject) => {
+    let settled = false;
     const expire = (): void => {
+      if (settled) return;
+      settled = true;
       try {
         resolve(onTimeout());
       } catch (error) {
@@ -27,7 +32,7 @@ export function withTimeout<T, F = never>(
       }
     };
     // Handlers are attached in every case, so a late rejection of `work` is always handled.
-    if (ms <= 0) {
+    if (ms <= 0 || ended?.aborted) {
       work.then(
         () => undefined,
         () => undefined,
@@ -36,13 +41,21 @@ export function withTimeout<T, F = never>(
       return;
     }
     const timer = setTimeout(expire, ms);
+    ended?.addEventListener('abort', expire, { once: true });
+    const done = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      ended?.removeEventListener('abort', expire);
+    };
     work.then(
       (value) => {
-        clearTimeout(timer);
+        if (settled) return;
+        done();
         resolve(value);
       },
       (error: unknown) => {
-        clearTimeout(timer);
+        if (settled) return;
+        done();
         reject(error);
       },
     );

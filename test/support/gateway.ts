@@ -43,6 +43,8 @@ export interface TestGatewayOptions {
   persistedQueries?: PersistedQueries;
   /** Deadline of each request's backend calls (as `server.requestDeadlineMs`). */
   requestDeadlineMs?: number;
+  /** Deadline of reading a request body (as `server.bodyTimeoutMs`). */
+  bodyTimeoutMs?: number;
   /** The token verifier; default the app's, from an `auth` config trusting `signer`'s key only. */
   verifier?: TokenVerifier;
 }
@@ -97,6 +99,7 @@ function testConfig(options: TestGatewayOptions): AtriumConfig {
         baseDomain: options.baseDomain,
         drainTimeoutMs: 2_000,
         requestDeadlineMs: options.requestDeadlineMs,
+        bodyTimeoutMs: options.bodyTimeoutMs,
       },
       auth: {
         issuer: TEST_ISSUER,

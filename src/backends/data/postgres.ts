@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { DEFAULT_ROW_ROLE } from '../../config/schema.js';
+import { createFairPool, type FairPoolEvent } from './fair-pool.js';
 import { DEFAULT_ROW_SCHEMA } from './isolation.js';
 import { pgExecutor } from './sql-executor.js';
 import {
@@ -27,6 +28,13 @@ export interface PostgresDataSourceOptions {
   url: string;
   /** Connections in the shared pool. */
   poolMax: number;
+  /**
+   * Connections of the shared pool one tenant may hold at once; default half the pool
+   * (rounded up). A tenant's slow statements then leave the rest to the others.
+   */
+  tenantShareMax?: number | undefined;
+  /** Told how tenants queue for and get shared-pool connections (metrics, tests). */
+  onSharedPoolEvent?: ((event: FairPoolEvent) => void) | undefined;
   /** Connections in each `database` tenant's pool, unless the tenant sets `poolMax`. */
   tenantPoolMax: number;
   /** Most `database` tenant pools open at once (least recently used idle pool is closed). */
@@ -59,8 +67,9 @@ export interface PostgresDataSourceOptions {
 /**
  * The production DataSource on PostgreSQL through node-postgres.
  *
- * - `schema` and `row` tenants share one pool on `url`; `database` tenants get a bounded pool
- *   each, closed when idle and capped at `maxTenantPools`.
+ * - `schema` and `row` tenants share one pool on `url`, each tenant holding at most
+ *   `tenantShareMax` of its connections, waiting tenants served in turn (`fair-pool.ts`);
+ *   `database` tenants get a bounded pool each, closed when idle and capped at `maxTenantPools`.
  * - Every batch costs exactly 3 round trips: `BEGIN; <isolation>` (one simple-protocol message),
  *   the one parameterised data statement, `COMMIT`. See `runInTransaction`.
  * - Connection refused → `BACKEND_UNAVAILABLE`; connect, statement or query timeouts →
@@ -96,6 +105,13 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions): Sq
   }
 
   const shared = build(poolConfig(options.url, options.poolMax, undefined), { kind: 'shared' });
+  const sharedShares = createFairPool({
+    size: options.poolMax,
+    tenantShareMax: options.tenantShareMax ?? Math.ceil(options.poolMax / 2),
+    acquireTimeoutMs: connectTimeoutMs,
+    connect: () => shared.connect(),
+    onEvent: options.onSharedPoolEvent,
+  });
   const tenantPools = createTenantPools<pg.PoolClient>({
     maxPools: options.maxTenantPools,
     idleMs: options.tenantPoolIdleMs,
@@ -117,16 +133,20 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions): Sq
         });
         return { executor: pgExecutor(lease.client), release: lease.release };
       }
-      const client = await shared.connect();
+      const { client, release } = await sharedShares.acquire(tenant.id);
       return {
         executor: pgExecutor(client),
-        release: (destroy) => client.release(destroy ? true : undefined),
+        release: (destroy) => {
+          client.release(destroy ? true : undefined);
+          release();
+        },
       };
     },
     async ping() {
       await shared.query('SELECT 1');
     },
     async close() {
+      sharedShares.close();
       await Promise.all([shared.end(), tenantPools.close()]);
     },
   };

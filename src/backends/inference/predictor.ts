@@ -8,7 +8,7 @@ import {
   type InferStatsEntry,
   type InferStatsKey,
 } from './stats.js';
-import type { InferenceClient } from './types.js';
+import { FP32_MAX, type InferenceClient } from './types.js';
 
 export const DEFAULT_MAX_BATCHERS = 10_000;
 export const DEFAULT_BATCHER_IDLE_MS = 5 * 60_000;
@@ -78,7 +78,8 @@ export interface Predictor {
    * Concurrent calls for the same (tenant, backend, model, version) may share one backend
    * call; calls of different tenants never do. Errors: `BAD_USER_INPUT` for malformed rows,
    * otherwise the client's `BACKEND_UNAVAILABLE` / `BACKEND_TIMEOUT`, shared by every caller
-   * whose rows were in the failed batch.
+   * whose rows were in the failed batch (all of them this tenant's). The backend call carries
+   * the tenant, so the client's breakers contain its failures (see `resilience/policy.ts`).
    */
   predict(tenantId: string, ref: ModelRef, rows: number[][]): Promise<Prediction>;
   /** Counters per (tenant, backend, model, version). */
@@ -106,6 +107,13 @@ function validateRows(rows: unknown): number {
       const v: unknown = row[f];
       if (typeof v !== 'number' || !Number.isFinite(v)) {
         throw new GatewayError('BAD_USER_INPUT', `row ${r} feature ${f} is not a finite number`);
+      }
+      // Checked here, before the row joins a micro-batch, so it cannot fail the batch's others.
+      if (Math.abs(v) > FP32_MAX) {
+        throw new GatewayError(
+          'BAD_USER_INPUT',
+          `row ${r} feature ${f} is outside the FP32 range the model takes (±${FP32_MAX})`,
+        );
       }
     }
   }
@@ -176,6 +184,7 @@ export function createPredictor(options: PredictorOptions): Predictor {
             featureCount,
             inputName: ref.inputName,
             outputName: ref.outputName,
+            tenant: key.tenantId,
           });
           const durationMs = performance.now() - started;
           stats.recordInfer(key, rows.length, durationMs, true);

@@ -1,10 +1,8 @@
-/** Milliseconds since an arbitrary origin; injected so tests can move time by hand. */
-export interface Clock {
-  now(): number;
-}
-
-/** The default clock: monotonic, so wall-clock jumps cannot open or close a breaker. */
-export const MONOTONIC_CLOCK: Clock = { now: () => performance.now() };
+/**
+ * The largest finite FP32 value. OIP v2 tensors here are FP32: a larger feature would reach the
+ * model as Infinity, so it is refused before it goes out.
+ */
+export const FP32_MAX = 3.4028234663852886e38;
 
 /** One OIP v2 inference call: a batch of rows of `featureCount` FP32 features. */
 export interface InferRequest {
@@ -14,7 +12,7 @@ export interface InferRequest {
   version?: string | undefined;
   /**
    * The batch: either one flat row-major `Float32Array` of `N × featureCount` values, or
-   * `N` rows of `featureCount` numbers each. Values must be finite.
+   * `N` rows of `featureCount` numbers each. Values must be finite FP32 (|v| ≤ `FP32_MAX`).
    */
   inputs: Float32Array | readonly (readonly number[])[];
   /** Width of one row; the request tensor has shape `[N, featureCount]`. */
@@ -25,6 +23,11 @@ export interface InferRequest {
   outputName?: string | undefined;
   /** The caller's cancellation; the client's own deadline applies as well. */
   signal?: AbortSignal | undefined;
+  /**
+   * The tenant whose rows these are. Its failures count against its own breaker on the
+   * backend, so they cannot open the breaker other tenants share (see `resilience/policy.ts`).
+   */
+  tenant?: string | undefined;
 }
 
 export interface InferResult {
@@ -54,7 +57,7 @@ export interface ModelMetadata {
 /**
  * A client for one Open Inference Protocol v2 backend (Triton, KServe, MLServer, OVMS).
  * Every failure is a `GatewayError`: `BACKEND_TIMEOUT`, `BACKEND_UNAVAILABLE` or, for rows that
- * cannot be encoded, `BAD_USER_INPUT`.
+ * cannot be encoded or that the model cannot score (non-finite scores), `BAD_USER_INPUT`.
  */
 export interface InferenceClient {
   /** `POST /v2/models/{model}[/versions/{version}]/infer`, with retries and a circuit breaker. */

@@ -1,5 +1,8 @@
 import { migrateTenant } from '../../../src/backends/data/migrations.js';
-import { createPostgresDataSource } from '../../../src/backends/data/postgres.js';
+import {
+  createPostgresDataSource,
+  type PostgresDataSourceOptions,
+} from '../../../src/backends/data/postgres.js';
 import { seedTenant, type SeedOptions } from '../../../src/backends/data/seed.js';
 import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import type { QueryEvent, TenantDataRef } from '../../../src/backends/data/types.js';
@@ -31,6 +34,12 @@ export async function createPostgresFixture(
     seed?: SeedOptions;
     /** Also told every data statement (e.g. the gateway's metrics and spans). */
     onQuery?: (event: QueryEvent) => void;
+    /** `data.tenantShareMax`: a tenant's share of the shared pool (default half of it). */
+    tenantShareMax?: number;
+    /** Told how tenants queue for and get shared-pool connections. */
+    onSharedPoolEvent?: PostgresDataSourceOptions['onSharedPoolEvent'];
+    /** Default 5 s. */
+    statementTimeoutMs?: number;
   } = {},
 ): Promise<PostgresFixture> {
   const run = uniqueSuffix();
@@ -47,10 +56,12 @@ export async function createPostgresFixture(
   const dataSource = createPostgresDataSource({
     url: TEST_DB_URL,
     poolMax: options.poolMax ?? 4,
+    tenantShareMax: options.tenantShareMax,
+    onSharedPoolEvent: options.onSharedPoolEvent,
     tenantPoolMax: 2,
     maxTenantPools: 4,
     tenantPoolIdleMs: 30_000,
-    statementTimeoutMs: 5_000,
+    statementTimeoutMs: options.statementTimeoutMs ?? 5_000,
     rowRole,
     rowSchema,
     onQuery: (event) => {

@@ -7,6 +7,7 @@ import { createRedisClient, waitForRedis } from '../../../src/store/redis-client
 import { createRedisStore } from '../../../src/store/redis-store.js';
 import type { Clock, Store } from '../../../src/store/types.js';
 import { uniqueTenant } from '../../unit/store/store-contract.js';
+import { freePort, type RedisServer, startRedisServer } from '../store/redis-process.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -127,5 +128,40 @@ describe('concurrency limiter on Redis: replicas share one count', () => {
     const pttl = await replicas[0]!.client.pttl(concurrencyKey(tenant));
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(300);
+  });
+});
+
+describe('concurrency limiter on a Redis that stops answering mid-acquire', () => {
+  let server: RedisServer | undefined;
+  let client: Redis | undefined;
+  let store: Store | undefined;
+  afterAll(async () => {
+    server?.signal('SIGCONT');
+    await store?.close();
+    client?.disconnect();
+    await server?.kill();
+  });
+
+  it('gives back a lease whose acquire timed out once the store runs it', async () => {
+    // A Redis of this test's own: SIGSTOP freezes it without touching anyone else's.
+    server = await startRedisServer(await freePort());
+    client = createRedisClient(
+      { url: `redis://127.0.0.1:${server.port}` },
+      { commandTimeoutMs: 150 },
+    ) as Redis;
+    await waitForRedis(client, 5_000);
+    store = createRedisStore({ client, closeClient: false, timeoutMs: 150 });
+    const tenant = uniqueTenant('stall');
+    const limiter = createConcurrencyLimiter({ store, fallback: 'local' });
+
+    server.signal('SIGSTOP');
+    // The script is sent and the store gives up waiting: the local fallback decides instead.
+    const result = await limiter.acquire(tenant, 2);
+    expect(result).toMatchObject({ acquired: true, lease: { source: 'local' } });
+    server.signal('SIGCONT');
+    // Commands on one connection run in order: once a later one answers, the stalled script
+    // has run, and so has whatever followed it.
+    await store.ping();
+    expect(await client.zcard(concurrencyKey(tenant))).toBe(0);
   });
 });

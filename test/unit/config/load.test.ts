@@ -47,6 +47,14 @@ describe('config', () => {
     expect(text).toContain('"sharded"');
   });
 
+  it('leaves the tenant share of the shared pool to its default and refuses one above the pool', () => {
+    expect(parseConfigFile(valid, 't').data.tenantShareMax).toBeUndefined();
+    const text = message(() =>
+      parseConfigFile({ ...valid, data: { poolMax: 4, tenantShareMax: 5 } }, 't'),
+    );
+    expect(text).toContain('data.tenantShareMax: at most data.poolMax (4); found 5');
+  });
+
   it('refuses HS256 without a secret and a config with no key source', () => {
     expect(
       message(() =>

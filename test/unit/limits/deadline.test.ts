@@ -52,6 +52,21 @@ describe('request deadline', () => {
     await expect(wrapped.slow()).rejects.toMatchObject({ code: 'BACKEND_TIMEOUT' });
   });
 
+  it('stops waiting as soon as the request ends, pending or later calls alike', async () => {
+    const ended = new AbortController();
+    const deadline = createDeadline(60_000, Date.now, ended.signal);
+    const pending = raceDeadline(new Promise(() => undefined), deadline, 'data backend');
+    ended.abort();
+    await expect(pending).rejects.toMatchObject({
+      code: 'BACKEND_UNAVAILABLE',
+      message: 'The request ended before the data backend answered.',
+    });
+    expect(deadline.remaining()).toBe(0);
+    await expect(raceDeadline(later(1, 1), deadline, 'model backend')).rejects.toMatchObject({
+      code: 'BACKEND_UNAVAILABLE',
+    });
+  });
+
   it('rejects a nonsense deadline', () => {
     expect(() => createDeadline(0)).toThrow(TypeError);
     expect(() => createDeadline(Number.NaN)).toThrow(TypeError);

@@ -9,11 +9,15 @@ import {
 import { persistedQueryKey, trustedDocumentKey } from '../../../src/store/keys.js';
 import { createMemoryStore } from '../../../src/store/memory-store.js';
 
-const open = { id: 'acme', trustedDocuments: false };
-const locked = { id: 'acme', trustedDocuments: true };
+const limits = { persistedQueries: { maxDocuments: 2, maxBytes: 1_000 } };
+const open = { id: 'acme', trustedDocuments: false, limits };
+const locked = { id: 'acme', trustedDocuments: true, limits };
 const query = '{ viewer { subject } }';
 const hash = documentHash(query);
 const apq = { persistedQuery: { version: 1, sha256Hash: hash } };
+const apqFor = (text: string) => ({
+  persistedQuery: { version: 1, sha256Hash: documentHash(text) },
+});
 
 function setup(enabled = true) {
   const store = createMemoryStore();
@@ -63,6 +67,53 @@ describe('persisted queries (memory store)', () => {
       body: request.body,
     });
     expect(await store.get(persistedQueryKey('acme', hash))).toBeNull();
+  });
+
+  it('registers a document only when told it has run, within the tenant’s quota', async () => {
+    const { store, pq } = setup();
+    /** What the HTTP adapter does for a registration whose request then ran. */
+    const registerAndRun = async (tenant: typeof open, text: string) => {
+      const outcome = await pq.resolve(tenant, {
+        method: 'POST',
+        search: '',
+        body: { query: text, extensions: apqFor(text) },
+      });
+      expect(outcome).toMatchObject({ kind: 'execute', body: { query: text } });
+      // Not before it has run: a document refused by validation or limits is never stored.
+      expect(await store.get(persistedQueryKey(tenant.id, documentHash(text)))).toBeNull();
+      if (outcome.kind === 'execute') await outcome.register?.();
+      expect(await store.get(persistedQueryKey(tenant.id, documentHash(text)))).toBe(text);
+    };
+    await registerAndRun(open, query);
+    await registerAndRun(open, '{ viewer { scopes } }');
+    const third = '{ viewer { tenant { id } } }';
+    await expect(registerAndRun(open, third)).rejects.toMatchObject({
+      code: 'OPERATION_LIMIT',
+      status: 400,
+      extensions: { limit: 'persistedQueryDocuments', value: 3, max: 2 },
+    });
+    // Another tenant has a quota of its own.
+    await registerAndRun({ ...open, id: 'globex' }, third);
+  });
+
+  it('refuses a document over maxDocumentBytes before anything else', async () => {
+    const store = createMemoryStore();
+    const pq = createPersistedQueries({
+      store,
+      enabled: true,
+      ttlSeconds: 60,
+      maxDocumentBytes: 10,
+    });
+    await expect(
+      pq.resolve(open, { method: 'POST', search: '', body: { query, extensions: apq } }),
+    ).rejects.toMatchObject({
+      code: 'OPERATION_LIMIT',
+      status: 400,
+      extensions: { limit: 'persistedQueryDocumentBytes', value: query.length, max: 10 },
+    });
+    expect(() =>
+      createPersistedQueries({ store, enabled: true, ttlSeconds: 60, maxDocumentBytes: 0 }),
+    ).toThrow(/maxDocumentBytes/);
   });
 
   it('in trusted mode refuses unreadable bodies and unregistered documents', async () => {

@@ -27,6 +27,21 @@ describe('memory store', () => {
     expect(await store.mget(['a', 'b', 'c', 'd'])).toEqual(['a', null, 'c', 'd']);
   });
 
+  it('bounds its memory by bytes, not only by count: 300 values of 100 KB do not all stay', async () => {
+    const store = createMemoryStore({ maxBytes: 4 * 1024 * 1024 });
+    const value = 'v'.repeat(100 * 1024);
+    for (let i = 0; i < 300; i++) await store.set(`k${i}`, value);
+    const kept = (await store.mget(Array.from({ length: 300 }, (_, i) => `k${i}`))).filter(
+      (v) => v !== null,
+    ).length;
+    // 100 KB characters are 200 KB of UTF-16: at most 20 fit in 4 MiB, the most recent ones.
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThanOrEqual(20);
+    expect(await store.get('k299')).toBe(value);
+    expect(await store.get('k0')).toBeNull();
+    expect(() => createMemoryStore({ maxBytes: 0 })).toThrow(/maxBytes/);
+  });
+
   it('keeps delivering to other subscribers when one handler throws', async () => {
     const failures: unknown[] = [];
     const store = createMemoryStore({ onHandlerError: (error) => failures.push(error) });

@@ -4,6 +4,7 @@ import { isStoreError } from '../../../src/store/errors.js';
 import {
   concurrencyKey,
   persistedQueryKey,
+  persistedQueryLedgerKeys,
   predictionKey,
   rateLimitKey,
   tenantKey,
@@ -211,6 +212,63 @@ export function describeStoreContract(
       expect((await lease('d')).acquired).toBe(false);
       await fixture.advance(450);
       expect(await lease('d')).toEqual({ acquired: true, inFlight: 1 });
+    });
+
+    it('writes within a quota atomically, renews what it holds and frees what expired', async () => {
+      const ledger = persistedQueryLedgerKeys(acme);
+      const quota = { ledger, ttlSeconds: 1, maxEntries: 2, maxBytes: 10_000 };
+      const key = (part: string) => persistedQueryKey(acme, part);
+      const size = (part: string, value: string) => Buffer.byteLength(key(part)) + value.length;
+      const a = 'x'.repeat(100);
+      expect(await store.putWithQuota(key('a'), a, quota)).toEqual({
+        accepted: true,
+        entries: 1,
+        bytes: size('a', a),
+      });
+      // A dry run decides and writes nothing.
+      expect(await store.putWithQuota(key('b'), 'b', { ...quota, dryRun: true })).toMatchObject({
+        accepted: true,
+        entries: 2,
+      });
+      expect(await store.get(key('b'))).toBeNull();
+      expect((await store.putWithQuota(key('b'), 'b', quota)).accepted).toBe(true);
+      expect(await store.putWithQuota(key('c'), 'c', quota)).toEqual({
+        accepted: false,
+        exceeded: 'entries',
+        entries: 3,
+        bytes: size('a', a) + size('b', 'b') + size('c', 'c'),
+      });
+      expect(await store.get(key('c'))).toBeNull();
+      // Writing a held entry again renews it: no new entry, its size replaced.
+      expect(await store.putWithQuota(key('a'), a, quota)).toMatchObject({
+        accepted: true,
+        entries: 2,
+        bytes: size('a', a) + size('b', 'b'),
+      });
+      expect(await store.get(key('a'))).toBe(a);
+      // Bytes bound too; another tenant's ledger is its own.
+      const other = { ...quota, ledger: persistedQueryLedgerKeys(globex), maxBytes: 150 };
+      const big = 'y'.repeat(100);
+      expect((await store.putWithQuota(persistedQueryKey(globex, 'a'), big, other)).accepted).toBe(
+        true,
+      );
+      expect(await store.putWithQuota(persistedQueryKey(globex, 'b'), big, other)).toMatchObject({
+        accepted: false,
+        exceeded: 'bytes',
+        entries: 2,
+      });
+
+      // Expired entries leave the ledger.
+      await fixture.advance(1_200);
+      expect(await store.get(key('a'))).toBeNull();
+      expect(await store.putWithQuota(key('c'), 'c', quota)).toEqual({
+        accepted: true,
+        entries: 1,
+        bytes: size('c', 'c'),
+      });
+      await expect(
+        store.putWithQuota(key('d'), 'd', { ...quota, maxEntries: 0 }),
+      ).rejects.toBeInstanceOf(TypeError);
     });
 
     it('adds, lists and removes set members', async () => {

@@ -6,7 +6,7 @@ import {
   createOipClient,
   type OipClientOptions,
 } from '../../../../src/backends/inference/oip-client.js';
-import type { Clock } from '../../../../src/backends/inference/types.js';
+import type { Clock } from '../../../../src/backends/resilience/clock.js';
 import { score, startFakeOipServer, type FakeOipServer } from './fake-oip-server.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -198,6 +198,35 @@ describe('createOipClient: request and response', () => {
     },
   );
 
+  it('answers non-finite scores as the caller’s BAD_USER_INPUT: not retried, its tenant’s breaker only', async () => {
+    const { server, client } = await setup({ breaker: { failureThreshold: 2 } });
+    server.behave(() => ({
+      kind: 'ok',
+      mutate: (r) => ({
+        ...r,
+        outputs: [{ name: 'probability', shape: [3, 1], data: [0.5, null, 0.5] }],
+      }),
+    }));
+    for (let i = 0; i < 2; i++) {
+      const error = await rejection(
+        client.infer({ model: 'churn', inputs: rows, featureCount: 5, tenant: 'a' }),
+      );
+      expect(error.code).toBe('BAD_USER_INPUT');
+      expect(error.extensions.reason).toBe('NON_FINITE_SCORE');
+    }
+    expect(server.inferRequests()).toHaveLength(2);
+    expect(client.tenantBreaker('a')?.state()).toBe('open');
+    expect(client.breaker.state()).toBe('closed');
+    server.behave(() => ({ kind: 'ok' }));
+    const other = await client.infer({
+      model: 'churn',
+      inputs: rows,
+      featureCount: 5,
+      tenant: 'b',
+    });
+    expect(other.scores).toEqual(rows.map(score));
+  });
+
   it('accepts nested [[s], [s]] output data and shape [N]', async () => {
     const { server, client } = await setup();
     server.behave(() => ({
@@ -219,6 +248,8 @@ describe('createOipClient: request and response', () => {
       client.infer({ model: 'churn', inputs: new Float32Array(5), featureCount: 3 }),
       client.infer({ model: 'churn', inputs: [], featureCount: 3 }),
       client.infer({ model: 'churn', inputs: [[1]], featureCount: 0 }),
+      // Beyond FP32: it would reach the model as Infinity.
+      client.infer({ model: 'churn', inputs: [[1, -3.5e38, 3]], featureCount: 3 }),
     ];
     for (const call of bad) expect(await codeOf(call)).toBe('BAD_USER_INPUT');
     expect(server.inferRequests()).toHaveLength(0);

@@ -180,7 +180,15 @@ describe('createPredictor', () => {
 
   it('refuses malformed rows with BAD_USER_INPUT and no backend call', async () => {
     const { server, predictor } = await setup();
-    const bad: unknown[] = [[[1, 2], [1]], [[1, Number.POSITIVE_INFINITY]], [[]], [['1']], 'rows'];
+    const bad: unknown[] = [
+      [[1, 2], [1]],
+      [[1, Number.POSITIVE_INFINITY]],
+      [[]],
+      [['1']],
+      'rows',
+      // Finite in JavaScript, Infinity in the FP32 tensor the model gets.
+      [[1, 3.5e38]],
+    ];
     for (const rows of bad) {
       await expect(predictor.predict('acme', churn, rows as number[][])).rejects.toMatchObject({
         code: 'BAD_USER_INPUT',
@@ -188,6 +196,25 @@ describe('createPredictor', () => {
     }
     expect(server.inferRequests()).toHaveLength(0);
     expect(await predictor.predict('acme', churn, [])).toEqual({ scores: [], modelVersion: '2' });
+  });
+
+  it('sends the tenant with every backend call, so its failures stay its own', async () => {
+    const { server, predictor } = await setup();
+    server.behave(() => ({
+      kind: 'ok',
+      mutate: (r) => ({ ...r, outputs: [{ name: 'probability', shape: [1, 1], data: [null] }] }),
+    }));
+    for (let i = 0; i < 5; i++) {
+      await expect(predictor.predict('acme', churn, [row(i)])).rejects.toMatchObject({
+        code: 'BAD_USER_INPUT',
+      });
+    }
+    server.behave(() => ({ kind: 'ok' }));
+    expect(await predictor.predict('globex', churn, [row(1)])).toEqual({
+      scores: [score(row(1))],
+      modelVersion: '2',
+    });
+    await expect(predictor.predict('acme', churn, [row(1)])).rejects.toThrow(/circuit open/);
   });
 
   it('reports an unknown backend as BACKEND_UNAVAILABLE', async () => {

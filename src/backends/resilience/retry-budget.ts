@@ -1,10 +1,9 @@
-import { MONOTONIC_CLOCK, type Clock } from './types.js';
+import { MONOTONIC_CLOCK, type Clock } from './clock.js';
+import { createSlidingWindow } from './sliding-window.js';
 
 export const DEFAULT_RETRY_BUDGET_RATIO = 0.2;
 export const DEFAULT_RETRY_BUDGET_MIN_PER_SECOND = 10;
 export const DEFAULT_RETRY_BUDGET_TTL_MS = 10_000;
-
-const BUCKETS = 10;
 
 export interface RetryBudgetOptions {
   /** Retries allowed per original request over the window: 0.2 → at most 20 % extra calls. */
@@ -56,40 +55,25 @@ export function createRetryBudget(options: RetryBudgetOptions = {}): RetryBudget
   }
   const clock = options.clock ?? MONOTONIC_CLOCK;
   const reserve = (minPerSecond * ttlMs) / 1000;
-  const bucketMs = ttlMs / BUCKETS;
-  const buckets = Array.from({ length: BUCKETS }, () => ({ epoch: -1, requests: 0, retries: 0 }));
-
-  function current() {
-    const epoch = Math.floor(clock.now() / bucketMs);
-    const bucket = buckets[((epoch % BUCKETS) + BUCKETS) % BUCKETS]!;
-    if (bucket.epoch !== epoch) {
-      bucket.epoch = epoch;
-      bucket.requests = 0;
-      bucket.retries = 0;
-    }
-    return bucket;
-  }
+  const window = createSlidingWindow({
+    windowMs: ttlMs,
+    fields: ['requests', 'retries'],
+    clock,
+    owner: 'createRetryBudget',
+  });
 
   function balance(): number {
-    const oldest = Math.floor(clock.now() / bucketMs) - BUCKETS + 1;
-    let requests = 0;
-    let retries = 0;
-    for (const b of buckets) {
-      if (b.epoch >= oldest) {
-        requests += b.requests;
-        retries += b.retries;
-      }
-    }
+    const { requests, retries } = window.totals();
     return ratio * requests + reserve - retries;
   }
 
   return {
     deposit() {
-      current().requests += 1;
+      window.add('requests');
     },
     tryWithdraw() {
       if (balance() < 1) return false;
-      current().retries += 1;
+      window.add('retries');
       return true;
     },
     balance,

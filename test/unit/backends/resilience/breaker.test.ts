@@ -4,7 +4,7 @@ import {
   createCircuitBreaker,
   type CircuitBreakerOptions,
   type CircuitState,
-} from '../../../../src/backends/inference/breaker.js';
+} from '../../../../src/backends/resilience/breaker.js';
 
 function setup(options: CircuitBreakerOptions = {}) {
   let t = 0;

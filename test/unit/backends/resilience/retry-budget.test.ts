@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRetryBudget } from '../../../../src/backends/inference/retry-budget.js';
+import { createRetryBudget } from '../../../../src/backends/resilience/retry-budget.js';
 
 function withClock() {
   let t = 0;

@@ -1,5 +1,6 @@
 import { GatewayError } from '../../errors.js';
-import { MONOTONIC_CLOCK, type Clock } from './types.js';
+import { MONOTONIC_CLOCK, type Clock } from './clock.js';
+import { createSlidingWindow } from './sliding-window.js';
 
 export const DEFAULT_BREAKER_FAILURE_THRESHOLD = 5;
 export const DEFAULT_BREAKER_ERROR_RATE_THRESHOLD = 0.5;
@@ -7,8 +8,6 @@ export const DEFAULT_BREAKER_WINDOW_MS = 10_000;
 export const DEFAULT_BREAKER_MINIMUM_REQUESTS = 20;
 export const DEFAULT_BREAKER_OPEN_MS = 5_000;
 export const DEFAULT_BREAKER_HALF_OPEN_MAX_PROBES = 1;
-
-const WINDOW_BUCKETS = 10;
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -29,6 +28,11 @@ export interface CircuitBreakerOptions {
   clock?: Clock;
   /** Called on every transition (for metrics and logs); exceptions are swallowed. */
   onStateChange?: (from: CircuitState, to: CircuitState) => void;
+  /**
+   * The message of the error an open circuit throws; safe to show a client. Default
+   * `Backend unavailable (circuit open)`.
+   */
+  openMessage?: string;
 }
 
 /**
@@ -77,8 +81,10 @@ function positiveNumber(name: string, value: number): number {
   return value;
 }
 
+export const DEFAULT_BREAKER_OPEN_MESSAGE = 'Backend unavailable (circuit open)';
+
 /**
- * A per-backend circuit breaker. Closed: calls pass; `failureThreshold` consecutive failures,
+ * A circuit breaker (one per backend, or per tenant and backend: see `policy.ts`). Closed: calls pass; `failureThreshold` consecutive failures,
  * or an error rate of at least `errorRateThreshold` over `windowMs` (once `minimumRequests`
  * outcomes are in the window), open it. Open: `acquire()` throws without calling the backend.
  * After `openMs` it is half-open: up to `halfOpenMaxProbes` calls go through; the first success
@@ -114,13 +120,13 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
   const clock = options.clock ?? MONOTONIC_CLOCK;
   const onStateChange = options.onStateChange;
 
-  const bucketMs = windowMs / WINDOW_BUCKETS;
-  // Ring of time buckets; `epoch` says which bucket-sized slice of time a slot currently holds.
-  const buckets = Array.from({ length: WINDOW_BUCKETS }, () => ({
-    epoch: -1,
-    successes: 0,
-    failures: 0,
-  }));
+  const openMessage = options.openMessage ?? DEFAULT_BREAKER_OPEN_MESSAGE;
+  const window = createSlidingWindow({
+    windowMs,
+    fields: ['successes', 'failures'],
+    clock,
+    owner: 'createCircuitBreaker',
+  });
 
   let current: CircuitState = 'closed';
   let generation = 0;
@@ -128,37 +134,14 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
   let openedAt = 0;
   let probesInFlight = 0;
 
-  function bucketFor(now: number) {
-    const epoch = Math.floor(now / bucketMs);
-    const bucket = buckets[((epoch % WINDOW_BUCKETS) + WINDOW_BUCKETS) % WINDOW_BUCKETS]!;
-    if (bucket.epoch !== epoch) {
-      bucket.epoch = epoch;
-      bucket.successes = 0;
-      bucket.failures = 0;
-    }
-    return bucket;
-  }
-
-  function windowTotals(now: number): { requests: number; failures: number } {
-    const oldest = Math.floor(now / bucketMs) - WINDOW_BUCKETS + 1;
-    let requests = 0;
-    let failures = 0;
-    for (const b of buckets) {
-      if (b.epoch >= oldest) {
-        requests += b.successes + b.failures;
-        failures += b.failures;
-      }
-    }
-    return { requests, failures };
+  function windowTotals(): { requests: number; failures: number } {
+    const { successes, failures } = window.totals();
+    return { requests: successes + failures, failures };
   }
 
   function resetCounts(): void {
     consecutiveFailures = 0;
-    for (const b of buckets) {
-      b.epoch = -1;
-      b.successes = 0;
-      b.failures = 0;
-    }
+    window.clear();
   }
 
   function transition(to: CircuitState): void {
@@ -184,7 +167,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
   }
 
   function rejected(): GatewayError {
-    return new GatewayError('BACKEND_UNAVAILABLE', 'Inference backend unavailable (circuit open)');
+    return new GatewayError('BACKEND_UNAVAILABLE', openMessage);
   }
 
   return {
@@ -212,20 +195,18 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
           return;
         }
         if (outcome === 'neutral') return;
-        const now = clock.now();
-        const bucket = bucketFor(now);
         if (outcome === 'success') {
           consecutiveFailures = 0;
-          bucket.successes += 1;
+          window.add('successes');
           return;
         }
         consecutiveFailures += 1;
-        bucket.failures += 1;
+        window.add('failures');
         if (consecutiveFailures >= failureThreshold) {
           transition('open');
           return;
         }
-        const { requests, failures } = windowTotals(now);
+        const { requests, failures } = windowTotals();
         if (requests >= minimumRequests && failures / requests >= errorRateThreshold) {
           transition('open');
         }
@@ -240,7 +221,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
 
     snapshot(): CircuitBreakerSnapshot {
       const state = refresh();
-      const { requests, failures } = windowTotals(clock.now());
+      const { requests, failures } = windowTotals();
       return { state, consecutiveFailures, windowRequests: requests, windowFailures: failures };
     },
   };
