@@ -30,7 +30,11 @@ const FRAUD_FEATURES = ['amount', 'itemCount', 'isInternational', 'paymentAttemp
 export function buildDemoConfig(options: DemoConfigOptions): ConfigFile {
   return parseConfigFile(
     {
-      server: { playground: true },
+      server: {
+        playground: true,
+        // A front-end under development on this machine (any port) may call the demo.
+        cors: { origins: ['http://localhost:*', 'http://127.0.0.1:*'] },
+      },
       auth: {
         issuer: DEMO_ISSUER,
         audience: DEMO_AUDIENCE,

@@ -42,8 +42,58 @@ export const DEFAULT_PERSISTED_QUERY_MAX_DOCUMENT_BYTES = 64 * 1024;
 export const DEFAULT_PERSISTED_QUERY_QUOTA = { maxDocuments: 1_000, maxBytes: 4 * 1024 * 1024 };
 export const DEFAULT_LIVE_CONFIG_POLL_MS = 2_000;
 export const DEFAULT_ADMIN_SCOPE = 'atrium:admin';
+/** How long a browser may cache a preflight answer (Chromium caps it at 2 h, Firefox at 24 h). */
+export const DEFAULT_CORS_MAX_AGE_SECONDS = 600;
+/** Request headers a cross-origin front-end may send: what GraphQL clients and tracing send. */
+export const DEFAULT_CORS_ALLOWED_HEADERS = [
+  'authorization',
+  'content-type',
+  'accept',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+  'apollo-require-preflight',
+  'x-apollo-operation-name',
+  'apollographql-client-name',
+  'apollographql-client-version',
+] as const;
+/** Response headers a cross-origin front-end may read (limits, retry hints, the request id). */
+export const DEFAULT_CORS_EXPOSED_HEADERS = [
+  'RateLimit',
+  'RateLimit-Policy',
+  'Retry-After',
+  'x-request-id',
+] as const;
 
 const tenantId = z.string().regex(TENANT_ID_PATTERN, 'a lowercase DNS label such as "acme"');
+
+/**
+ * An allowed browser origin as browsers send it (`scheme://host[:port]`, lowercase, no path or
+ * trailing slash). `*` stands for one or more characters of one DNS label in the host
+ * (`https://*.example.com`, `https://app-*.example.com`) or for any port (`http://localhost:*`);
+ * src/server/cors.ts compiles the patterns.
+ */
+export const CORS_ORIGIN_PATTERN =
+  /^https?:\/\/(?:[a-z0-9*](?:[a-z0-9*-]*[a-z0-9*])?(?:\.[a-z0-9*](?:[a-z0-9*-]*[a-z0-9*])?)*|\[[0-9a-f:.]+\])(?::(?:[0-9]{1,5}|\*))?$/;
+const corsOrigin = z
+  .string()
+  .regex(
+    CORS_ORIGIN_PATTERN,
+    'an origin such as "https://app.example.com" (scheme://host[:port], lowercase, no path), ' +
+      'where * stands for part of one DNS label or any port ("https://*.example.com", "http://localhost:*")',
+  )
+  .refine(
+    (origin) => !wildcardNearTop(origin),
+    'a * in the host must be followed by at least two fixed labels ("https://*.example.com", not "https://*.com")',
+  );
+
+/** `https://*.com`, `https://x.*`: a wildcard that would allow whole top-level domains. */
+function wildcardNearTop(origin: string): boolean {
+  const host = origin.replace(/^https?:\/\//, '').replace(/:[0-9*]+$/, '');
+  const labels = host.split('.');
+  return labels.some((label, i) => label.includes('*') && i > labels.length - 3);
+}
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'an HTTP header name');
 const pgIdentifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier');
 
 export const dataSettingsSchema = z.discriminatedUnion('strategy', [
@@ -174,6 +224,15 @@ export const tenantSchema = z.object({
    * clients cannot register through automatic persisted queries.
    */
   trustedDocuments: z.boolean().default(false),
+  cors: z
+    .object({
+      /**
+       * The tenant's own front-end origins, on top of `server.cors.origins`. Honoured for an
+       * actual request once its token names this tenant; preflights allow them before auth.
+       */
+      origins: z.array(corsOrigin).default([]),
+    })
+    .prefault({}),
 });
 
 export const inferenceBackendSchema = z.object({
@@ -251,6 +310,32 @@ export const authSchema = z
     (a) => !a.algorithms.includes('HS256') || a.hs256Secret !== undefined,
     'HS256 is listed in algorithms but no hs256Secret is configured',
   );
+
+export const corsSchema = z
+  .object({
+    /**
+     * Browser origins allowed to call the GraphQL endpoints, for every tenant: exact origins or
+     * patterns (see CORS_ORIGIN_PATTERN), or `"*"` for any origin. Empty (the default) → only
+     * the tenants' own `cors.origins`; none at all → no cross-origin access.
+     */
+    origins: z.array(z.union([z.literal('*'), corsOrigin])).default([]),
+    /**
+     * Send `Access-Control-Allow-Credentials: true`, letting front-ends use
+     * `credentials: 'include'`. Atrium authenticates by bearer token only, so this is off.
+     */
+    credentials: z.boolean().default(false),
+    maxAgeSeconds: z.number().int().nonnegative().max(86_400).default(DEFAULT_CORS_MAX_AGE_SECONDS),
+    allowedHeaders: z
+      .array(headerName)
+      .min(1)
+      .default([...DEFAULT_CORS_ALLOWED_HEADERS]),
+    exposedHeaders: z.array(headerName).default([...DEFAULT_CORS_EXPOSED_HEADERS]),
+  })
+  .refine((c) => !(c.credentials && c.origins.includes('*')), {
+    path: ['credentials'],
+    message:
+      'true cannot be combined with the origin "*" (any site could send credentials); list the origins',
+  });
 
 export const DEFAULT_MAX_TENANT_LABELS = 100;
 export const DEFAULT_MAX_OPERATION_LABELS = 20;
@@ -333,6 +418,7 @@ export const configFileSchema = z.object({
        * which also runs `willResolveField` plugin hooks).
        */
       executor: z.enum(['graphql-js', 'graphql-jit']).default(DEFAULT_EXECUTOR),
+      cors: corsSchema.prefault({}),
     })
     .prefault({}),
   auth: authSchema,
@@ -449,3 +535,4 @@ export type OperationLimits = z.infer<typeof operationLimitsSchema>;
 export type AuthConfig = z.infer<typeof authSchema>;
 export type InferenceBackendConfig = z.infer<typeof inferenceBackendSchema>;
 export type TelemetryConfig = z.infer<typeof telemetrySchema>;
+export type CorsConfig = z.infer<typeof corsSchema>;

@@ -75,6 +75,7 @@ export function tenantSummary(tenant: Tenant): Record<string, unknown> {
     models: Object.keys(tenant.models),
     features: [...tenant.features],
     trustedDocuments: tenant.trustedDocuments,
+    corsOrigins: tenant.corsOrigins,
     limits: tenant.limits,
   };
 }

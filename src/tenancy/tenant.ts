@@ -17,6 +17,8 @@ export interface Tenant {
   readonly features: ReadonlySet<string>;
   /** Only operator-registered documents run (see server/persisted-queries.ts). */
   readonly trustedDocuments: boolean;
+  /** The tenant's own front-end origins (CORS), on top of the global ones (server/cors.ts). */
+  readonly corsOrigins: readonly string[];
 }
 
 export class UnknownPlanError extends Error {
@@ -51,5 +53,6 @@ export function toTenant(
     limits,
     features: new Set(config.features),
     trustedDocuments: config.trustedDocuments,
+    corsOrigins: config.cors.origins,
   };
 }

@@ -110,5 +110,50 @@ describe('config', () => {
       ['globex', 'row'],
     ]);
     expect(demo.tenants[0]?.models.churn?.version).not.toBe(demo.tenants[1]?.models.churn?.version);
+    expect(demo.server.cors.origins).toEqual(['http://localhost:*', 'http://127.0.0.1:*']);
+  });
+
+  it('defaults CORS to no global origin, bounded lists and no credentials', () => {
+    const { server, tenants } = parseConfigFile(valid, 'test');
+    expect(server.cors).toMatchObject({ origins: [], credentials: false, maxAgeSeconds: 600 });
+    expect(server.cors.exposedHeaders).toEqual([
+      'RateLimit',
+      'RateLimit-Policy',
+      'Retry-After',
+      'x-request-id',
+    ]);
+    expect(tenants[0]?.cors.origins).toEqual([]);
+  });
+
+  it('accepts origins and patterns, globally and per tenant', () => {
+    const config = parseConfigFile(
+      {
+        ...valid,
+        server: { cors: { origins: ['https://app.example.com', 'https://*.example.com', '*'] } },
+        tenants: [
+          {
+            ...valid.tenants[0],
+            cors: { origins: ['https://acme.example', 'http://localhost:*', 'http://[::1]:3000'] },
+          },
+        ],
+      },
+      'test',
+    );
+    expect(config.server.cors.origins).toHaveLength(3);
+    expect(config.tenants[0]?.cors.origins).toHaveLength(3);
+  });
+
+  it.each([
+    ['server.cors.origins.0', { server: { cors: { origins: ['https://app.example.com/'] } } }],
+    ['server.cors.origins.0', { server: { cors: { origins: ['app.example.com'] } } }],
+    ['server.cors.origins.0', { server: { cors: { origins: ['https://App.example.com'] } } }],
+    ['server.cors.origins.0', { server: { cors: { origins: ['https://*.com'] } } }],
+    ['server.cors.origins.0', { server: { cors: { origins: ['null'] } } }],
+    ['server.cors.credentials', { server: { cors: { origins: ['*'], credentials: true } } }],
+    ['server.cors.allowedHeaders.0', { server: { cors: { allowedHeaders: ['bad header'] } } }],
+    ['tenants.0.cors.origins.0', { tenants: [{ ...valid.tenants[0], cors: { origins: ['*'] } }] }],
+  ])('refuses a bad CORS setting, naming %s', (field, override) => {
+    const text = message(() => parseConfigFile({ ...valid, ...override }, 'atrium.yaml'));
+    expect(text).toContain(`${field}:`);
   });
 });
