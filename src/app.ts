@@ -27,6 +27,7 @@ import { operationLimitsPlugin } from './limits/operation-limits.js';
 import { createRateLimiter } from './limits/rate-limit.js';
 import type { PredictionLoadersOptions, PredictionService } from './loaders/prediction-loaders.js';
 import { createAdminRoute } from './server/admin.js';
+import { createCorsPolicy } from './server/cors.js';
 import { createGateway, type Gateway } from './server/gateway.js';
 import type { Probe } from './server/http-handler.js';
 import { createObservability, type Observability } from './server/observability.js';
@@ -401,6 +402,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       playground: playground?.page,
       routes: { ...playground?.routes, ...telemetry.routes, ...adminRoutes, ...options.routes },
       persistedQueries,
+      cors: createCorsPolicy({ ...config.server.cors, tenants: registry }),
       production: config.production,
       executor: config.server.executor,
       drainTimeoutMs: config.server.drainTimeoutMs,

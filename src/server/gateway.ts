@@ -52,6 +52,15 @@ function apolloLogger(logger: Logger) {
   };
 }
 
+/**
+ * Headers that make a request "not simple" for Apollo's CSRF prevention, which otherwise refuses
+ * GET (and form or text POSTs) without them. A browser sends none of these cross-site without a
+ * CORS preflight, and never adds `Authorization: Bearer` by itself; every GraphQL request needs
+ * that header (401 before Apollo otherwise), so urql, graphql-request and APQ GETs work while
+ * a cross-site form still cannot reach Apollo. Apollo's own two are kept for its clients.
+ */
+const CSRF_SAFE_HEADERS = ['authorization', 'x-apollo-operation-name', 'apollo-require-preflight'];
+
 /** Logs resolver errors that are not ours (bugs), with the request's logger. */
 const logUnexpectedErrors: ApolloServerPlugin<GatewayContext> = {
   async requestDidStart() {
@@ -119,7 +128,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         // APQ runs in the HTTP path, per tenant (server/persisted-queries.ts): Apollo's cache
         // has no tenant in its keys.
         persistedQueries: false,
-        csrfPrevention: true,
+        csrfPrevention: { requestHeaders: CSRF_SAFE_HEADERS },
         // The gateway drains on SIGTERM itself (stop()). Apollo's own handlers (on by default
         // outside NODE_ENV=test) would stop this server mid-drain, failing in-flight requests
         // with 500s, and then re-raise the signal, which main.ts takes as a second one.

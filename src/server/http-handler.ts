@@ -10,7 +10,14 @@ import type { Tenant } from '../tenancy/tenant.js';
 import { checkDocumentTokens } from '../limits/operation-limits.js';
 import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
 import { parseBody, readBody } from './body.js';
+import { type CorsPolicy, isPreflight } from './cors.js';
 import { formatError } from './format-error.js';
+import {
+  APPLICATION_JSON,
+  contentTypeOf,
+  negotiateMediaType,
+  type ResponseMediaType,
+} from './media-type.js';
 import type { RequestObservation, RequestObserver } from './observability.js';
 import { type PersistedQueries, persistedQueryNotFound } from './persisted-queries.js';
 import { prefersHtml } from './playground.js';
@@ -44,6 +51,11 @@ export interface HttpHandlerOptions extends ContextDependencies {
    * playground page. Omitted → browsers get the API's answer like any client.
    */
   playground?: ((req: IncomingMessage, res: ServerResponse) => Promise<void> | void) | undefined;
+  /**
+   * Cross-origin access to the GraphQL endpoints (server/cors.ts). Omitted → no CORS headers,
+   * and every preflight is refused (403 `ORIGIN_NOT_ALLOWED`).
+   */
+  cors?: CorsPolicy | undefined;
   /** Extra routes (metrics, playground) answered before GraphQL routing. */
   routes?: Readonly<
     Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>
@@ -66,40 +78,80 @@ function prefixRoute(
   return undefined;
 }
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const GRAPHQL_PATH = /^\/graphql\/?$/;
+
+/**
+ * What every answer to one request shares, settled as the request goes: the media type
+ * negotiated from `Accept` and, on the GraphQL endpoints, the CORS decision (which depends on
+ * the tenant once the token names one).
+ */
+interface Answer {
+  mediaType: ResponseMediaType;
+  /** A GraphQL endpoint or an unknown path: answers carry CORS headers and `Vary`. */
+  cors: boolean;
+  /** The verified tenant, once admission knows it. */
+  tenant?: Tenant | undefined;
+}
 
 function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
+  mediaType: ResponseMediaType = APPLICATION_JSON,
 ): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     ...headers,
-    'content-type': 'application/json; charset=utf-8',
+    'content-type': contentTypeOf(mediaType),
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
 }
 
 /** A GraphQL-shaped error answer for refusals that happen before Apollo sees the request. */
-function sendError(res: ServerResponse, error: GatewayError, requestId: string): void {
+function sendError(
+  res: ServerResponse,
+  error: GatewayError,
+  headers: Record<string, string>,
+  mediaType: ResponseMediaType,
+): void {
   const formatted = formatError({ message: error.message, extensions: error.extensions }, error);
   sendJson(
     res,
     error.status ?? 500,
     { errors: [formatted] },
-    { ...error.headers, 'x-request-id': requestId },
+    { ...error.headers, ...headers },
+    mediaType,
   );
 }
 
-function toHeaderMap(req: IncomingMessage): HeaderMap {
+/**
+ * The request's headers for Apollo Server, with `Accept` replaced by the negotiated media type:
+ * Apollo then answers in the type the adapter chose, the one place where it is chosen.
+ */
+function toHeaderMap(req: IncomingMessage, mediaType: ResponseMediaType): HeaderMap {
   const headers = new HeaderMap();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
     headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   }
+  headers.set('accept', mediaType);
   return headers;
+}
+
+function notAcceptable(): GatewayError {
+  return new GatewayError(
+    'BAD_USER_INPUT',
+    `The Accept header admits neither ${APPLICATION_JSON} nor application/graphql-response+json.`,
+    { status: 406, extensions: { reason: 'NOT_ACCEPTABLE' } },
+  );
+}
+
+function originNotAllowed(): GatewayError {
+  return new GatewayError('FORBIDDEN', 'Cross-origin requests from this origin are not allowed.', {
+    extensions: { reason: 'ORIGIN_NOT_ALLOWED' },
+  });
 }
 
 async function writeResponse(
@@ -146,18 +198,59 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'unavailable', checks });
   }
 
+  /** Headers every answer of the request carries: its id, and CORS where it applies. */
+  function answerHeaders(
+    req: IncomingMessage,
+    answer: Answer,
+    requestId: string,
+  ): Record<string, string> {
+    if (!answer.cors) return { 'x-request-id': requestId };
+    return {
+      // The body's type follows Accept and the CORS headers follow Origin, allowed or not.
+      vary: 'Accept, Origin',
+      ...options.cors?.response(req.headers.origin, answer.tenant),
+      'x-request-id': requestId,
+    };
+  }
+
+  /**
+   * A CORS preflight, answered before auth: it carries no token (see server/cors.ts). A
+   * refused one gets a coded body and no CORS headers at all, so the browser stops there.
+   */
+  function preflight(
+    req: IncomingMessage,
+    res: ServerResponse,
+    pathTenant: string | undefined,
+    answer: Answer,
+    requestId: string,
+  ): void {
+    const origin = req.headers.origin ?? '';
+    const hint = pathTenant ?? tenantHintFromHost(req.headers.host, options.baseDomain);
+    const headers = options.cors?.preflight(origin, hint);
+    const common = { vary: 'Origin', 'x-request-id': requestId };
+    if (headers === undefined) {
+      return sendError(res, originNotAllowed(), common, answer.mediaType);
+    }
+    res.writeHead(204, { ...headers, ...common, 'content-length': '0' });
+    res.end();
+  }
+
   async function graphql(
     req: IncomingMessage,
     res: ServerResponse,
     url: URL,
     pathTenant: string | undefined,
     requestId: string,
+    answer: Answer,
   ): Promise<void> {
     const route = pathTenant === undefined ? '/graphql' : '/t/{tenant}/graphql';
     const observation = options.observer?.start(req, res, requestId, route);
-    if (observation === undefined) return serveGraphql(req, res, url, pathTenant, requestId);
+    if (observation === undefined)
+      return serveGraphql(req, res, url, pathTenant, requestId, answer);
     try {
-      await observation.run(() => serveGraphql(req, res, url, pathTenant, requestId, observation));
+      await observation.run(() =>
+        serveGraphql(req, res, url, pathTenant, requestId, answer, observation),
+      );
     } catch (error) {
       observation.fail(error);
       throw error;
@@ -170,13 +263,17 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     url: URL,
     pathTenant: string | undefined,
     requestId: string,
+    answer: Answer,
     observation?: RequestObservation,
   ): Promise<void> {
     // Admission before the body is read: a refused request costs no parsing.
     const admitted = await admitRequest(options, {
       authorization: req.headers.authorization,
       hints: [pathTenant, tenantHintFromHost(req.headers.host, options.baseDomain)],
-      onTenant: observation?.onTenant,
+      onTenant: (tenant) => {
+        answer.tenant = tenant;
+        observation?.onTenant(tenant);
+      },
     });
     // The admission (the tenant's concurrency lease) ends with the request however it ends:
     // answered or failed (finally below), or its client gone. A client gone before the answer
@@ -207,12 +304,18 @@ export function createHttpHandler(options: HttpHandlerOptions) {
           body,
         });
         if (resolved.kind === 'not-found') {
-          const answer = persistedQueryNotFound();
-          return sendJson(res, answer.status, answer.body, {
-            ...answer.headers,
-            ...admitted.admission.headers,
-            'x-request-id': requestId,
-          });
+          const notFound = persistedQueryNotFound(answer.mediaType);
+          return sendJson(
+            res,
+            notFound.status,
+            notFound.body,
+            {
+              ...notFound.headers,
+              ...admitted.admission.headers,
+              ...answerHeaders(req, answer, requestId),
+            },
+            answer.mediaType,
+          );
         }
         ({ search, body, register } = resolved);
       }
@@ -220,7 +323,12 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       checkDocumentTokens({ method, search, body }, admitted.tenant.limits.operation.tokens);
       const apollo = await options.apolloFor(admitted.tenant);
       const response = await apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: { method, headers: toHeaderMap(req), search, body },
+        httpGraphQLRequest: {
+          method,
+          headers: toHeaderMap(req, answer.mediaType),
+          search,
+          body,
+        },
         context: () => {
           const context = createRequestContext(options, admitted, requestId, ended.signal);
           observation?.bind(context);
@@ -232,7 +340,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       if (register && (response.status ?? 200) < 300) await register();
       await writeResponse(res, response, {
         ...admitted.admission.headers,
-        'x-request-id': requestId,
+        ...answerHeaders(req, answer, requestId),
       });
     } finally {
       res.off('close', onClose);
@@ -243,6 +351,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const header = req.headers['x-request-id'];
     const requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
+    const negotiated = negotiateMediaType(req.headers.accept);
+    // With nothing acceptable, the 406 (and any other refusal) is plain JSON.
+    const answer: Answer = { mediaType: negotiated ?? APPLICATION_JSON, cors: false };
     try {
       const url = new URL(req.url ?? '/', 'http://gateway.invalid');
       const path = url.pathname;
@@ -255,34 +366,43 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       if (
         page &&
         (req.method === 'GET' || req.method === 'HEAD') &&
-        (match || path === '/graphql' || path === '/graphql/') &&
+        (match || GRAPHQL_PATH.test(path)) &&
         prefersHtml(req.headers.accept)
       )
         return await page(req, res);
-      if (path === '/graphql' || path === '/graphql/')
-        return await graphql(req, res, url, undefined, requestId);
-      if (match) {
-        let tenant: string;
-        try {
-          tenant = decodeURIComponent(match[1] ?? '');
-        } catch {
-          tenant = '';
-        }
-        return await graphql(req, res, url, tenant, requestId);
+      answer.cors = true;
+      if (!match && !GRAPHQL_PATH.test(path)) {
+        throw new GatewayError('BAD_USER_INPUT', `No route for ${path}.`, {
+          status: 404,
+          extensions: { reason: 'NOT_FOUND' },
+        });
       }
-      throw new GatewayError('BAD_USER_INPUT', `No route for ${path}.`, {
-        status: 404,
-        extensions: { reason: 'NOT_FOUND' },
-      });
+      let pathTenant: string | undefined;
+      if (match) {
+        try {
+          pathTenant = decodeURIComponent(match[1] ?? '');
+        } catch {
+          pathTenant = '';
+        }
+      }
+      if (isPreflight(req)) return preflight(req, res, pathTenant, answer, requestId);
+      if (negotiated === undefined) throw notAcceptable();
+      return await graphql(req, res, url, pathTenant, requestId, answer);
     } catch (error) {
       if (res.headersSent) {
         logger.error({ err: error, requestId }, 'error after the response started');
         res.destroy();
         return;
       }
-      if (isGatewayError(error)) return sendError(res, error, requestId);
+      const headers = answerHeaders(req, answer, requestId);
+      if (isGatewayError(error)) return sendError(res, error, headers, answer.mediaType);
       logger.error({ err: error, requestId }, 'unexpected error in the HTTP handler');
-      sendError(res, new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error'), requestId);
+      sendError(
+        res,
+        new GatewayError('INTERNAL_SERVER_ERROR', 'Internal server error'),
+        headers,
+        answer.mediaType,
+      );
     }
   };
 }

@@ -6,6 +6,7 @@ import { GatewayError } from '../errors.js';
 import { persistedQueryKey, persistedQueryLedgerKeys, trustedDocumentKey } from '../store/keys.js';
 import type { QuotaDecision, Store } from '../store/types.js';
 import type { Tenant } from '../tenancy/tenant.js';
+import { GRAPHQL_RESPONSE_JSON, type ResponseMediaType } from './media-type.js';
 
 /**
  * Automatic persisted queries (the Apollo APQ protocol) and trusted documents, per tenant.
@@ -18,7 +19,8 @@ import type { Tenant } from '../tenancy/tenant.js';
  *
  * Protocol (as Apollo Server and Apollo Client implement it):
  * - `{ extensions: { persistedQuery: { version: 1, sha256Hash } } }` with no `query`: the
- *   tenant's stored query runs, or the answer is `PERSISTED_QUERY_NOT_FOUND` (HTTP 200), on
+ *   tenant's stored query runs, or the answer is `PERSISTED_QUERY_NOT_FOUND` (HTTP 200, or 404
+ *   for `application/graphql-response+json`: see {@link persistedQueryNotFound}), on
  *   which clients resend the full query with the hash;
  * - `query` + hash: the hash must be the SHA-256 (hex) of the query, else 400; the query runs
  *   and, once it has run (a 2xx answer: it passed parsing, validation and the plan's limits),
@@ -110,14 +112,18 @@ export function documentHash(document: string): string {
   return createHash('sha256').update(document, 'utf8').digest('hex');
 }
 
-/** The answer to a hash the tenant has not registered, exactly as Apollo Server gives it. */
-export function persistedQueryNotFound(): {
+/**
+ * The answer to a hash the tenant has not registered: as Apollo Server gives it (200) for
+ * `application/json`; 404 for `application/graphql-response+json`, where an answer without
+ * `data` must not be 2xx (GraphQL over HTTP). APQ clients read the code in both cases.
+ */
+export function persistedQueryNotFound(mediaType: ResponseMediaType): {
   status: number;
   headers: Record<string, string>;
   body: { errors: { message: string; extensions: { code: string } }[] };
 } {
   return {
-    status: 200,
+    status: mediaType === GRAPHQL_RESPONSE_JSON ? 404 : 200,
     headers: { 'cache-control': 'private, no-cache, must-revalidate' },
     body: {
       errors: [

@@ -4,7 +4,7 @@ import { createApp } from '../../src/app.js';
 import type { TokenVerifier } from '../../src/auth/verify-token.js';
 import type { DataSource } from '../../src/backends/data/types.js';
 import { type AtriumConfig, parseConfigFile } from '../../src/config/load.js';
-import { type TenantConfig, tenantSchema } from '../../src/config/schema.js';
+import { type corsSchema, type TenantConfig, tenantSchema } from '../../src/config/schema.js';
 import { GatewayError } from '../../src/errors.js';
 import { type AdmissionControl, admitAll } from '../../src/limits/admission.js';
 import type { PredictionService } from '../../src/loaders/prediction-loaders.js';
@@ -47,6 +47,8 @@ export interface TestGatewayOptions {
   bodyTimeoutMs?: number;
   /** The token verifier; default the app's, from an `auth` config trusting `signer`'s key only. */
   verifier?: TokenVerifier;
+  /** `server.cors` as written in a config file; omitted → its defaults (no global origin). */
+  cors?: z.input<typeof corsSchema>;
 }
 
 export interface GraphQLAnswer {
@@ -100,6 +102,7 @@ function testConfig(options: TestGatewayOptions): AtriumConfig {
         drainTimeoutMs: 2_000,
         requestDeadlineMs: options.requestDeadlineMs,
         bodyTimeoutMs: options.bodyTimeoutMs,
+        cors: options.cors,
       },
       auth: {
         issuer: TEST_ISSUER,
