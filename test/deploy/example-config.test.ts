@@ -10,6 +10,8 @@ describe('atrium.example.yaml', () => {
     expect(file.tenants.map((t) => t.data.strategy)).toEqual(['schema', 'row', 'database']);
     expect(file.auth.jwks?.url).toMatch(/^https:\/\//);
     expect(file.server.playground).toBe(false);
+    expect(file.server.cors.credentials).toBe(false);
+    expect(file.tenants[0]?.cors.origins).toHaveLength(2);
     expect(file.telemetry.metrics.port).toBe(9464);
     expect(file.telemetry.metrics.port).not.toBe(file.server.port);
     expect(otlpTracesUrl(file.telemetry.tracing)).toBe('http://otel-collector:4318/v1/traces');
