@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { configFileSchema, type ConfigFile } from './schema.js';
+import { checkedConfigFileSchema, type ConfigFile } from './schema.js';
 
 /** The environment variables Atrium reads, all of them, here and nowhere else. */
 export const ENV_NAMES = [
@@ -53,7 +53,7 @@ export function describeIssues(error: z.ZodError, source: string): string {
 
 /** Validates a parsed config object; throws ConfigError naming each bad field. */
 export function parseConfigFile(raw: unknown, source: string): ConfigFile {
-  const result = configFileSchema.safeParse(raw, { reportInput: true });
+  const result = checkedConfigFileSchema.safeParse(raw, { reportInput: true });
   if (!result.success) throw new ConfigError(describeIssues(result.error, source));
   return result.data;
 }

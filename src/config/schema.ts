@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { findIsolationConflicts } from './isolation-targets.js';
 
 /** Tenant ids are DNS labels: they appear in subdomains, paths, schema names and Redis keys. */
 export const TENANT_ID_PATTERN = /^[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
@@ -523,6 +524,32 @@ export const configFileSchema = z.object({
     .prefault({}),
   plans: z.record(z.string().min(1), planLimitsSchema).default({ ...DEFAULT_PLANS }),
   tenants: z.array(tenantSchema).min(1),
+});
+
+/**
+ * The config file with the rules that span fields: tenant ids are unique, and no two tenants
+ * reach the same rows (a schema, a database; see config/isolation-targets.ts).
+ */
+export const checkedConfigFileSchema = configFileSchema.superRefine((file, context) => {
+  const seen = new Set<string>();
+  file.tenants.forEach((tenant, index) => {
+    if (seen.has(tenant.id)) {
+      context.addIssue({
+        code: 'custom',
+        path: ['tenants', index, 'id'],
+        message: `tenant ${tenant.id} is declared twice`,
+      });
+    }
+    seen.add(tenant.id);
+  });
+  const conflicts = findIsolationConflicts(file.tenants);
+  for (const conflict of conflicts) {
+    context.addIssue({
+      code: 'custom',
+      path: ['tenants', conflict.index, ...conflict.field.split('.')],
+      message: conflict.message,
+    });
+  }
 });
 
 export type ConfigFile = z.infer<typeof configFileSchema>;

@@ -1,6 +1,6 @@
 import { ConfigError } from '../../config/load.js';
 import type { ConfigFile } from '../../config/schema.js';
-import { DEFAULT_ROW_SCHEMA } from './isolation.js';
+import { DEFAULT_ROW_SCHEMA } from '../../config/isolation-targets.js';
 import { createPostgresDataSource } from './postgres.js';
 import type { SqlExecutor } from './sql-executor.js';
 import type { TenantDataRef } from './types.js';

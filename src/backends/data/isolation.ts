@@ -1,5 +1,9 @@
-import { createHash } from 'node:crypto';
 import pg from 'pg';
+import {
+  DEFAULT_ROW_SCHEMA,
+  defaultTenantSchema,
+  isReservedSchema,
+} from '../../config/isolation-targets.js';
 import {
   DEFAULT_ROW_ROLE,
   DEFAULT_STATEMENT_TIMEOUT_MS,
@@ -10,15 +14,9 @@ import type { TenantDataRef } from './types.js';
 
 const { escapeIdentifier, escapeLiteral } = pg;
 
-/** Shared schema holding the `row` strategy's tables. */
-export const DEFAULT_ROW_SCHEMA = 'atrium_shared';
 /** The custom setting the row-level-security policies compare `tenant_id` with. */
 export const TENANT_SETTING = 'atrium.tenant_id';
-/** PostgreSQL truncates identifiers to 63 bytes; two long names could collide silently. */
-const MAX_IDENTIFIER_LENGTH = 63;
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
-/** Schemas a tenant of the `schema` strategy may never be pointed at (see `assertTenantSchema`). */
-const RESERVED_SCHEMAS = new Set(['public', 'information_schema']);
 
 /** Names the isolation strategies need beyond the tenant's own settings. */
 export interface IsolationOptions {
@@ -67,18 +65,6 @@ export interface Isolation {
   prelude: string;
 }
 
-/**
- * Default schema of a `schema` tenant: `tenant_<id>` with `-` → `_`, which is injective because
- * tenant ids contain no `_`. Ids too long for a 63-byte identifier keep a prefix plus a hash of
- * the whole id, so truncation can never make two tenants share a schema.
- */
-export function defaultTenantSchema(tenantId: string): string {
-  const name = `tenant_${tenantId.replaceAll('-', '_')}`;
-  if (name.length <= MAX_IDENTIFIER_LENGTH) return name;
-  const hash = createHash('sha256').update(tenantId).digest('hex').slice(0, 8);
-  return `${name.slice(0, MAX_IDENTIFIER_LENGTH - 9)}_${hash}`;
-}
-
 function misconfigured(tenant: TenantDataRef, why: string): GatewayError {
   // The message is shown to clients: it names no schema, role or URL.
   return new GatewayError('INTERNAL_SERVER_ERROR', 'Tenant data is misconfigured', {
@@ -98,12 +84,7 @@ export function tenantSchema(tenant: TenantDataRef, options: IsolationOptions): 
       const schema = data.schema ?? defaultTenantSchema(tenant.id);
       // The row schema holds every row tenant's data, and a schema tenant runs as the connecting
       // user (often a superuser, to whom RLS does not apply): pointing one at it would leak.
-      if (
-        schema === options.rowSchema ||
-        schema.startsWith('pg_') ||
-        RESERVED_SCHEMAS.has(schema) ||
-        !IDENTIFIER.test(schema)
-      ) {
+      if (isReservedSchema(schema, [options.rowSchema]) || !IDENTIFIER.test(schema)) {
         throw misconfigured(tenant, `schema ${JSON.stringify(schema)} is reserved or invalid`);
       }
       return schema;

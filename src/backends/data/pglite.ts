@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import { DEFAULT_ROW_ROLE, DEFAULT_STATEMENT_TIMEOUT_MS } from '../../config/schema.js';
-import { DEFAULT_ROW_SCHEMA } from './isolation.js';
+import { DEFAULT_ROW_SCHEMA } from '../../config/isolation-targets.js';
 import { migrateTenant } from './migrations.js';
 import { seedTenant, type SeedOptions } from './seed.js';
 import { pgliteExecutor } from './sql-executor.js';

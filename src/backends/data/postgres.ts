@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { DEFAULT_ROW_ROLE } from '../../config/schema.js';
+import { DEFAULT_ROW_SCHEMA } from '../../config/isolation-targets.js';
 import { createFairPool, type FairPoolEvent } from './fair-pool.js';
-import { DEFAULT_ROW_SCHEMA } from './isolation.js';
 import { pgExecutor } from './sql-executor.js';
 import {
   createTenantDataSource,

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkIsolationOptions,
-  defaultTenantSchema,
   isolationFor,
   tenantSchema,
 } from '../../../../src/backends/data/isolation.js';
+import { defaultTenantSchema } from '../../../../src/config/isolation-targets.js';
 import type { TenantDataRef } from '../../../../src/backends/data/types.js';
 import { GatewayError } from '../../../../src/errors.js';
 
