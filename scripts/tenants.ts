@@ -1,7 +1,9 @@
 /**
- * Run-time tenant administration against the shared store (Redis), the CLI twin of
- * `/admin/tenants`. Every replica applies a change within a second (pub/sub), or at its next
- * revision poll after a disconnect.
+ * Run-time tenant administration, the CLI twin of `/admin/tenants`: the same validation (one
+ * implementation, `src/tenancy/tenant-admin.ts`) against the same effective set (the config
+ * file's tenants plus every run-time record), the same reserved ids, the same writes (the
+ * durable copy in PostgreSQL first when a database is configured, then Redis). Every replica
+ * applies a change within a second (pub/sub), or at its next revision poll after a disconnect.
  *
  *   npm run tenants -- list
  *   npm run tenants -- get <id>
@@ -12,22 +14,23 @@
  *   npm run tenants -- documents <id> <documents.json>    (register trusted documents)
  *   npm run tenants -- forget-documents <id> <sha256>…
  *
- * Redis comes from REDIS_URL or REDIS_CLUSTER_NODES, or from ATRIUM_CONFIG's redis settings;
- * with ATRIUM_CONFIG, plan names are checked against its plans before anything is written.
+ * Needs ATRIUM_CONFIG (the gateway's config file: its tenants, plans and operator tenant are
+ * what changes are checked against) with Redis (REDIS_URL / REDIS_CLUSTER_NODES or the file's
+ * redis settings) and, when the gateways have one, the database (DATABASE_URL or `data.url`).
  * Prints JSON on stdout; exits 1 on a refused or failed action, 2 on bad usage.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { loadConfigFile, readConfigFile, readEnv } from '../src/config/load.js';
-import { DEFAULT_PLANS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from '../src/config/schema.js';
+import { ConfigError, loadConfigFile, readConfigFile, readEnv } from '../src/config/load.js';
 import { isGatewayError } from '../src/errors.js';
 import {
   parseTrustedDocuments,
   registerTrustedDocuments,
   removeTrustedDocuments,
 } from '../src/server/persisted-queries.js';
+import { createControlPool, createPostgresControlStore } from '../src/store/control-store.js';
 import { createRedisClient, waitForRedis } from '../src/store/redis-client.js';
 import { createRedisStore } from '../src/store/redis-store.js';
-import { createTenantConfigAdmin } from '../src/tenancy/live-config.js';
+import { adminRulesFromConfig, createTenantConfigAdmin } from '../src/tenancy/tenant-admin.js';
 
 const USAGE = `Usage: npm run tenants -- <command>
 
@@ -42,7 +45,8 @@ const USAGE = `Usage: npm run tenants -- <command>
                                 Apollo persisted query manifest)
   forget-documents <id> <sha256>…
 
-Environment: REDIS_URL or REDIS_CLUSTER_NODES (or ATRIUM_CONFIG with redis settings).
+Environment: ATRIUM_CONFIG (the gateway's config file), with REDIS_URL or REDIS_CLUSTER_NODES
+(or the file's redis settings) and DATABASE_URL (or the file's data.url) when the gateways use one.
 `;
 
 function usageError(message: string): never {
@@ -52,26 +56,6 @@ function usageError(message: string): never {
 
 function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-function connectionFromEnv() {
-  const env = readEnv();
-  if (env.ATRIUM_CONFIG) {
-    const config = loadConfigFile(env);
-    return { redis: config.redis, plans: config.plans };
-  }
-  const cluster = (env.REDIS_CLUSTER_NODES ?? '')
-    .split(',')
-    .map((node) => node.trim())
-    .filter(Boolean);
-  return {
-    redis: {
-      url: env.REDIS_URL || undefined,
-      cluster,
-      commandTimeoutMs: DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
-    },
-    plans: undefined,
-  };
 }
 
 async function main(): Promise<void> {
@@ -98,10 +82,17 @@ async function main(): Promise<void> {
     usageError(`${command} takes ${arity[command]} argument(s)`);
   }
 
-  const { redis, plans } = connectionFromEnv();
+  const env = readEnv();
+  if (!env.ATRIUM_CONFIG) {
+    usageError(
+      "Set ATRIUM_CONFIG to the gateways' config file: changes are checked against its tenants.",
+    );
+  }
+  const config = loadConfigFile(env);
+  const { redis } = config;
   const cluster = redis.cluster ?? [];
   if (!redis.url && cluster.length === 0) {
-    usageError('Set REDIS_URL or REDIS_CLUSTER_NODES (or ATRIUM_CONFIG with redis settings).');
+    usageError("Set REDIS_URL or REDIS_CLUSTER_NODES (or the config file's redis settings).");
   }
   // An operator command may wait a little longer than a request would.
   const timeoutMs = Math.max(redis.commandTimeoutMs, 2_000);
@@ -110,9 +101,15 @@ async function main(): Promise<void> {
     { commandTimeoutMs: timeoutMs },
   );
   const store = createRedisStore({ client, timeoutMs });
+  const pool = config.data.url ? createControlPool({ url: config.data.url }) : undefined;
   try {
     await waitForRedis(client, 5_000);
-    const admin = createTenantConfigAdmin({ store, plans: plans ?? DEFAULT_PLANS });
+    const admin = createTenantConfigAdmin({
+      ...adminRulesFromConfig(config),
+      store,
+      control:
+        pool && createPostgresControlStore({ pool, schema: config.liveConfig.controlSchema }),
+    });
     const id = args[0] as string;
     switch (command) {
       case 'list':
@@ -146,19 +143,24 @@ async function main(): Promise<void> {
         return print({ id, reset: await admin.reset(id) });
       case 'documents': {
         const documents = parseTrustedDocuments(readConfigFile(args[1] as string));
-        return print({ id, hashes: await registerTrustedDocuments(store, id, documents) });
+        return print({ id, hashes: await registerTrustedDocuments(admin, id, documents) });
       }
       case 'forget-documents':
-        return print({ id, removed: await removeTrustedDocuments(store, id, args.slice(1)) });
+        return print({ id, removed: await removeTrustedDocuments(admin, id, args.slice(1)) });
       default:
         usageError(`Unknown command ${JSON.stringify(command)}`);
     }
   } finally {
     await store.close();
+    await pool?.end();
   }
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
   if (isGatewayError(error)) {
     process.stderr.write(`${error.message}\n`);
   } else {

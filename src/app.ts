@@ -36,6 +36,11 @@ import { createPlayground, type Playground } from './server/playground.js';
 import { createMemoryStore } from './store/memory-store.js';
 import { createRedisClient } from './store/redis-client.js';
 import { createRedisStore } from './store/redis-store.js';
+import {
+  type ControlStore,
+  createControlPool,
+  createPostgresControlStore,
+} from './store/control-store.js';
 import type { Store } from './store/types.js';
 import { shareMetricsWithPrimary } from './telemetry/cluster-metrics.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -47,7 +52,8 @@ import {
   startMetricsServer,
 } from './telemetry/metrics-endpoint.js';
 import { createTracing, otlpTracesUrl, type Tracing } from './telemetry/tracing.js';
-import { createLiveTenantConfig, createTenantConfigAdmin } from './tenancy/live-config.js';
+import { createLiveTenantConfig } from './tenancy/live-config.js';
+import { adminRulesFromConfig, createTenantConfigAdmin } from './tenancy/tenant-admin.js';
 import { createTenantRegistry, type TenantRegistry } from './tenancy/registry.js';
 // The playground's build lives next to its front-end sources; it loads esbuild only to build.
 import { ensurePlaygroundBuilt, PLAYGROUND_DIST_DIR } from '../playground/build.js';
@@ -254,11 +260,39 @@ async function createPlaygroundFor(
   });
 }
 
+/**
+ * The durable copy of operator decisions, in the shared database, with a small pool of its
+ * own; none without a database (then run-time tenant config is as durable as the store:
+ * README, Live tenant config).
+ */
+function createControl(
+  config: AtriumConfig,
+  logger: Logger,
+): { store: ControlStore; pool: ReturnType<typeof createControlPool> } | undefined {
+  if (!config.data.url) {
+    if (config.mode === 'production') {
+      logger.warn(
+        'no DATABASE_URL: suspensions, deletions and trusted documents live only in the store; run Redis with appendonly',
+      );
+    }
+    return undefined;
+  }
+  const pool = createControlPool({
+    url: config.data.url,
+    onError: (error) => logger.warn({ err: error.message }, 'control connection failed'),
+  });
+  return {
+    pool,
+    store: createPostgresControlStore({ pool, schema: config.liveConfig.controlSchema }),
+  };
+}
+
 /** The admin endpoint, when an operator tenant is configured (off otherwise). */
 function createAdminRoutes(
   config: AtriumConfig,
   deps: Pick<Parameters<typeof createAdminRoute>[0], 'verifier' | 'registry' | 'logger'> & {
     store: Store;
+    control: ControlStore | undefined;
   },
 ): Record<string, AppRoute> {
   const { tenant, scope } = config.admin;
@@ -267,14 +301,13 @@ function createAdminRoutes(
     throw new ConfigError(`admin.tenant: ${tenant} is a served tenant; use an operator-only id`);
   }
   const tenants = createTenantConfigAdmin({
+    ...adminRulesFromConfig(config),
     store: deps.store,
-    plans: config.plans,
-    reservedIds: [tenant],
+    control: deps.control,
   });
   const route = createAdminRoute({
     ...deps,
     tenants,
-    documents: deps.store,
     adminTenant: tenant,
     scope,
     bodyLimitBytes: config.server.bodyLimitBytes,
@@ -330,7 +363,12 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
     const { observability, tracing } = telemetry;
     if (tracing) closers.push(() => tracing.shutdown());
 
-    const registry = createTenantRegistry({ tenants: config.tenants, plans: config.plans });
+    // Unconfirmed until the live config has read the run-time state (suspensions, deletions).
+    const registry = createTenantRegistry({
+      tenants: config.tenants,
+      plans: config.plans,
+      confirmed: false,
+    });
     const verifier =
       options.verifier ??
       createTokenVerifier({
@@ -358,15 +396,25 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
         onStoreError: (error, operation) =>
           logger.warn({ err: (error as Error).message, operation }, 'store unavailable; APQ miss'),
       });
+    const control = createControl(config, logger);
+    if (control) closers.push(() => control.pool.end());
     // Run-time tenant changes from the store (admin CLI/endpoint), on every replica.
     const liveConfig = createLiveTenantConfig({
       store,
+      control: control?.store,
       registry,
       baseTenants: config.tenants,
+      reservedSchemas: [config.liveConfig.controlSchema],
       pollIntervalMs: config.liveConfig.pollIntervalMs,
       log: logger,
     });
-    const adminRoutes = createAdminRoutes(config, { verifier, registry, logger, store });
+    const adminRoutes = createAdminRoutes(config, {
+      verifier,
+      registry,
+      logger,
+      store,
+      control: control?.store,
+    });
     const admission =
       options.admission ??
       createAdmissionControl({
@@ -428,6 +476,9 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       readiness: {
         data: () => dataSource.ping(),
         store: () => store.ping(),
+        'tenant-config': async () => {
+          if (liveConfig.state() === 'unconfirmed') throw new Error('run-time state not read yet');
+        },
         keys: async () => {
           if (!(await verifier.ready())) throw new Error('no usable signing keys');
         },

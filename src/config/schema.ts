@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { findIsolationConflicts } from './isolation-targets.js';
+import { DEFAULT_CONTROL_SCHEMA, findIsolationConflicts } from './isolation-targets.js';
 
 /** Tenant ids are DNS labels: they appear in subdomains, paths, schema names and Redis keys. */
 export const TENANT_ID_PATTERN = /^[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
@@ -510,6 +510,12 @@ export const configFileSchema = z.object({
        * changes whose pub/sub message it missed (e.g. while disconnected).
        */
       pollIntervalMs: z.number().int().min(100).default(DEFAULT_LIVE_CONFIG_POLL_MS),
+      /**
+       * Schema of the shared database (DATABASE_URL) holding the durable copy of operator
+       * decisions: tenant records, tombstones, trusted documents and their revision. No tenant
+       * may use it. Two fleets sharing one database each need their own.
+       */
+      controlSchema: pgIdentifier.default(DEFAULT_CONTROL_SCHEMA),
     })
     .prefault({}),
   admin: z
@@ -542,7 +548,9 @@ export const checkedConfigFileSchema = configFileSchema.superRefine((file, conte
     }
     seen.add(tenant.id);
   });
-  const conflicts = findIsolationConflicts(file.tenants);
+  const conflicts = findIsolationConflicts(file.tenants, {
+    reservedSchemas: [file.liveConfig.controlSchema],
+  });
   for (const conflict of conflicts) {
     context.addIssue({
       code: 'custom',

@@ -2,9 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TokenVerifier } from '../auth/verify-token.js';
 import { GatewayError } from '../errors.js';
 import { isStoreError } from '../store/errors.js';
-import type { Store } from '../store/types.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { TenantConfigAdmin } from '../tenancy/live-config.js';
+import { assertTenantIdInput, type TenantConfigAdmin } from '../tenancy/tenant-admin.js';
 import type { TenantRegistry } from '../tenancy/registry.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { parseBody, readBody } from './body.js';
@@ -32,13 +31,15 @@ import {
  * be able to put arbitrary scopes into their own users' tokens, and a scope that any tenant
  * can mint would let one tenant suspend another. The operator tenant is not a served tenant
  * (puts of its id are refused), so no tenant's users carry its claim.
+ *
+ * Every input mistake (an id that is not a tenant id, a body that is not JSON or not the
+ * expected shape, an unknown action) is a coded 4xx; the validation itself is the tenant
+ * admin's (`tenancy/tenant-admin.ts`), shared with `npm run tenants`.
  */
 export interface AdminRouteOptions {
   verifier: Pick<TokenVerifier, 'verifyAuthorizationHeader'>;
   tenants: TenantConfigAdmin;
   registry: Pick<TenantRegistry, 'get' | 'list'>;
-  /** Where trusted documents are registered (the shared store). */
-  documents: Pick<Store, 'set' | 'del'>;
   /** The operator tenant id tokens must name. */
   adminTenant: string;
   /** The scope tokens must carry. */
@@ -78,6 +79,10 @@ export function tenantSummary(tenant: Tenant): Record<string, unknown> {
     corsOrigins: tenant.corsOrigins,
     limits: tenant.limits,
   };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -138,10 +143,12 @@ export function createAdminRoute(options: AdminRouteOptions) {
         }
         case 'PUT': {
           const body = await jsonBody(req);
-          if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-            throw new GatewayError('BAD_USER_INPUT', 'The body must be one tenant config object.');
+          if (!isPlainObject(body)) {
+            throw new GatewayError('BAD_USER_INPUT', 'The body must be one tenant config object.', {
+              extensions: { reason: 'INVALID_TENANT_CONFIG' },
+            });
           }
-          const given = (body as { id?: unknown }).id;
+          const given = body.id;
           if (given !== undefined && given !== id) {
             throw new GatewayError('BAD_USER_INPUT', `The body's id must be ${id}.`, {
               extensions: { reason: 'ID_MISMATCH' },
@@ -161,9 +168,6 @@ export function createAdminRoute(options: AdminRouteOptions) {
       case 'suspend':
       case 'resume': {
         if (method !== 'POST') throw methodNotAllowed('POST');
-        if (registry.get(id) === undefined && (await tenants.get(id)) === undefined) {
-          throw notFound(`Tenant ${id}`);
-        }
         const record = await tenants.setStatus(id, action === 'suspend' ? 'suspended' : 'active');
         return send(res, 200, { stored: record });
       }
@@ -174,19 +178,17 @@ export function createAdminRoute(options: AdminRouteOptions) {
       case 'documents': {
         if (method === 'POST') {
           const documents = parseTrustedDocuments(await jsonBody(req));
-          const hashes = await registerTrustedDocuments(options.documents, id, documents);
+          const hashes = await registerTrustedDocuments(tenants, id, documents);
           return send(res, 200, { tenant: id, hashes });
         }
         if (method === 'DELETE') {
-          const body = (await jsonBody(req)) as { hashes?: unknown };
-          if (!Array.isArray(body.hashes) || !body.hashes.every((h) => typeof h === 'string')) {
-            throw new GatewayError('BAD_USER_INPUT', 'Send { "hashes": ["<sha256>", …] }.');
+          const body = await jsonBody(req);
+          if (!isPlainObject(body) || !Array.isArray(body.hashes) || body.hashes.length === 0) {
+            throw new GatewayError('BAD_USER_INPUT', 'Send { "hashes": ["<sha256>", …] }.', {
+              extensions: { reason: 'BAD_DOCUMENTS' },
+            });
           }
-          const removed = await removeTrustedDocuments(
-            options.documents,
-            id,
-            body.hashes as string[],
-          );
+          const removed = await removeTrustedDocuments(tenants, id, body.hashes);
           return send(res, 200, { tenant: id, removed });
         }
         throw methodNotAllowed('POST, DELETE');
@@ -216,6 +218,7 @@ export function createAdminRoute(options: AdminRouteOptions) {
       } catch {
         throw notFound(path);
       }
+      assertTenantIdInput(id);
       if (req.method !== 'GET') {
         options.logger.info({ subject, method: req.method, path }, 'admin action');
       }

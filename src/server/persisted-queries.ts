@@ -5,6 +5,7 @@ import { DEFAULT_PERSISTED_QUERY_MAX_DOCUMENT_BYTES } from '../config/schema.js'
 import { GatewayError } from '../errors.js';
 import { persistedQueryKey, persistedQueryLedgerKeys, trustedDocumentKey } from '../store/keys.js';
 import type { QuotaDecision, Store } from '../store/types.js';
+import type { TenantConfigAdmin } from '../tenancy/tenant-admin.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { GRAPHQL_RESPONSE_JSON, type ResponseMediaType } from './media-type.js';
 
@@ -448,11 +449,11 @@ export function parseTrustedDocuments(input: unknown): TrustedDocumentInput[] {
 
 /**
  * Registers documents for a tenant's trusted-documents mode; resolves their hashes in order.
- * Each must parse as GraphQL and match its stated id. Nothing is written unless all are valid.
- * Store failures reject with the store's error (an operator action should fail loudly).
+ * Each must parse as GraphQL and match its stated id. Nothing is written unless all are valid;
+ * the writing (durable copy first, then the shared store) is the operator admin's.
  */
 export async function registerTrustedDocuments(
-  store: Pick<Store, 'set'>,
+  admin: Pick<TenantConfigAdmin, 'putDocuments'>,
   tenantId: string,
   documents: readonly TrustedDocumentInput[],
 ): Promise<string[]> {
@@ -472,10 +473,9 @@ export async function registerTrustedDocuments(
         'BAD_DOCUMENTS',
       );
     }
-    return { key: trustedDocumentKey(tenantId, hash), value: document.body, hash };
+    return { hash, body: document.body };
   });
-  // No TTL: a registered document stays until it is removed.
-  for (const entry of entries) await store.set(entry.key, entry.value);
+  await admin.putDocuments(tenantId, entries);
   return entries.map((entry) => entry.hash);
 }
 
@@ -484,16 +484,18 @@ export async function registerTrustedDocuments(
  * `DEFAULT_TRUSTED_CACHE_TTL_MS` keep running it until their cache entry expires.
  */
 export async function removeTrustedDocuments(
-  store: Pick<Store, 'del'>,
+  admin: Pick<TenantConfigAdmin, 'removeDocuments'>,
   tenantId: string,
-  hashes: readonly string[],
+  hashes: readonly unknown[],
 ): Promise<number> {
-  let removed = 0;
-  for (const hash of hashes) {
-    if (!SHA256_HEX.test(hash)) {
-      throw badRequest(`${JSON.stringify(hash)} is not a SHA-256 hex hash.`, 'BAD_DOCUMENTS');
+  const valid = hashes.map((hash) => {
+    if (typeof hash !== 'string' || !SHA256_HEX.test(hash)) {
+      throw badRequest(
+        `${JSON.stringify(hash)?.slice(0, 80) ?? typeof hash} is not a SHA-256 hex hash.`,
+        'BAD_DOCUMENTS',
+      );
     }
-    if (await store.del(trustedDocumentKey(tenantId, hash))) removed += 1;
-  }
-  return removed;
+    return hash;
+  });
+  return admin.removeDocuments(tenantId, valid);
 }

@@ -1,261 +1,65 @@
-import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
-import {
-  type PlanLimits,
-  TENANT_ID_PATTERN,
-  type TenantConfig,
-  tenantSchema,
-} from '../config/schema.js';
-import { describeIssues } from '../config/load.js';
-import { GatewayError } from '../errors.js';
-import {
-  tenantConfigChannel,
-  tenantConfigKey,
-  tenantConfigRevisionKey,
-  tenantIndexKey,
-} from '../store/keys.js';
-import { type Clock, type Store, SYSTEM_CLOCK, type Unsubscribe } from '../store/types.js';
+import { findIsolationConflicts } from '../config/isolation-targets.js';
+import { TENANT_ID_PATTERN, type TenantConfig } from '../config/schema.js';
+import type { ControlStore } from '../store/control-store.js';
+import { tenantConfigChannel, tenantConfigKey, tenantConfigRevisionKey } from '../store/keys.js';
+import type { Store, Unsubscribe } from '../store/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TenantRegistry } from './registry.js';
+import {
+  effectiveTenantConfig,
+  importStoreIntoControl,
+  parseTenantConfigRecord,
+  readStoreRecords,
+  rebuildStore,
+  type TenantConfigRecord,
+} from './tenant-records.js';
 
 /**
- * Tenant configuration changed at run time, shared by every replica through the store.
+ * Keeps each replica's tenant registry in step with the run-time records (`tenant-records.ts`)
+ * that operators write (`tenant-admin.ts`).
  *
- * Model: the config file declares the base tenants; run-time *records* in the store override
- * them, one per tenant id, under `tenantConfigKey(id)`:
- * - `config`: a full tenant config (validated with the file's `tenantSchema`) that replaces
- *   the file's entry, or creates a tenant the file does not declare;
- * - `status`: a suspend/resume override on top of whichever config applies, so a tenant the
- *   file declares can be suspended without restating its config;
- * - `deleted`: a tombstone: the tenant is not served, whatever the file says (a later `put`
- *   brings it back). `reset` drops the record so the file's entry applies again.
- * Ids with a record are listed in one set (`tenantIndexKey()`, outside every tenant's slot).
+ * Propagation: a writer publishes the tenant id on `tenantConfigChannel()`; each replica
+ * re-reads that tenant's record from the shared store (milliseconds). Pub/sub loses messages
+ * while a replica is disconnected, so each replica also polls the state's revision (one GET per
+ * `pollIntervalMs`, plus one SELECT when a durable copy is configured) and re-reads everything
+ * when it changed: that is the reconciliation after a reconnect.
  *
- * Propagation: a writer stores the record, adds the id to the index, sets a new revision
- * (`tenantConfigRevisionKey()`) and publishes the id on `tenantConfigChannel()`. Each replica
- * re-reads that tenant's record when the message arrives (milliseconds) and applies it to
- * its registry. Pub/sub loses messages while a replica is disconnected, so each replica also
- * polls the revision (one GET per `pollIntervalMs`) and re-reads everything when it changed:
- * that is the reconciliation after a reconnect, with no reconnect hook needed in the store.
+ * Sources of truth, in order:
+ * 1. The durable copy (PostgreSQL), when configured and readable. When the store's revision
+ *    is not the durable one (the store restarted empty, was flushed, or a writer died between
+ *    the two), the replica applies the durable copy and rebuilds the store from it.
+ * 2. The shared store, when it holds a revision (it is then a copy written from the durable
+ *    one, or the only one there is without a database).
+ * 3. Nothing: the state cannot be confirmed. A replica that never confirmed it refuses every
+ *    tenant with a retryable 503 (`TENANT_CONFIG_UNCONFIRMED`, see `registry.isConfirmed`);
+ *    one that did keeps what it last applied. In both cases it fails closed for suspensions:
+ *    once the store has lost its revision, a missing record never turns a tenant that is
+ *    refused here (suspended or deleted) into a served one — only a record that says so (an
+ *    explicit resume or put), or the durable copy, does.
+ * Without a database the store is the only copy: run Redis with persistence (appendonly).
  *
- * Writes are last-writer-wins per tenant (operator actions are rare and serialised by people,
- * not by the store); a record that fails validation on a replica is logged and ignored there,
- * keeping the tenant as it was.
+ * A record that fails validation on a replica, or that would make two tenants share a schema
+ * or database, is logged and ignored there, keeping the tenant as it was.
  */
 
-/** What is stored under `tenantConfigKey(id)`. */
-export interface TenantConfigRecord {
-  readonly config?: TenantConfig | undefined;
-  readonly status?: 'active' | 'suspended' | undefined;
-  readonly deleted?: true | undefined;
-  /** ISO time of the write, for operators. */
-  readonly updatedAt: string;
-}
-
-const recordSchema = z.object({
-  config: tenantSchema.optional(),
-  status: z.enum(['active', 'suspended']).optional(),
-  deleted: z.literal(true).optional(),
-  updatedAt: z.string(),
-});
-
-/** Parses a stored record; `undefined` for absent, throws `Error` naming the problem otherwise. */
-export function parseTenantConfigRecord(
-  id: string,
-  text: string | null,
-): TenantConfigRecord | undefined {
-  if (text === null) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new Error(`tenant ${id}: stored record is not JSON`);
-  }
-  const result = recordSchema.safeParse(raw);
-  if (!result.success) throw new Error(describeIssues(result.error, `the record of tenant ${id}`));
-  if (result.data.config !== undefined && result.data.config.id !== id) {
-    throw new Error(`tenant ${id}: stored record names tenant ${result.data.config.id}`);
-  }
-  return result.data;
-}
-
-/**
- * The config a record makes effective on top of the file's entry (`base`); `undefined` when
- * the tenant is not served.
- */
-export function effectiveTenantConfig(
-  base: TenantConfig | undefined,
-  record: TenantConfigRecord | undefined,
-): TenantConfig | undefined {
-  if (record?.deleted) return undefined;
-  const config = record?.config ?? base;
-  if (config === undefined) return undefined;
-  const status = record?.status ?? config.status;
-  return status === config.status ? config : { ...config, status };
-}
-
-function assertId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || !TENANT_ID_PATTERN.test(id)) {
-    throw new GatewayError(
-      'BAD_USER_INPUT',
-      `A tenant id is a lowercase DNS label such as "acme"; found ${JSON.stringify(id) ?? String(id)}.`,
-      { extensions: { reason: 'INVALID_TENANT_ID' } },
-    );
-  }
-}
-
-export interface TenantConfigAdminOptions {
-  store: Pick<Store, 'get' | 'mget' | 'set' | 'del' | 'sadd' | 'srem' | 'smembers' | 'publish'>;
-  /** Plans a config may name; when given, an unknown plan is refused before anything is written. */
-  plans?: Readonly<Record<string, PlanLimits>> | undefined;
-  /** Ids that may not become tenants (e.g. the operator tenant of the admin endpoint). */
-  reservedIds?: readonly string[] | undefined;
-  clock?: Clock | undefined;
-}
-
-export interface StoredTenantConfig {
-  readonly id: string;
-  /** `undefined` when the index names an id whose record is gone or unreadable. */
-  readonly record: TenantConfigRecord | undefined;
-  /** Why the record could not be read, if so. */
-  readonly error?: string | undefined;
-}
-
-/**
- * Operator actions on run-time tenant config (used by `npm run tenants` and `/admin/tenants`).
- * Validation failures reject with a `BAD_USER_INPUT` GatewayError (its `extensions.issues`
- * list each problem); store failures reject with the store's `StoreError`.
- */
-export interface TenantConfigAdmin {
-  list(): Promise<StoredTenantConfig[]>;
-  get(id: string): Promise<TenantConfigRecord | undefined>;
-  /** Validates and stores a full tenant config (it replaces any earlier record of the id). */
-  put(input: unknown): Promise<TenantConfig>;
-  /** Suspends or resumes, keeping whichever config applies. */
-  setStatus(id: string, status: 'active' | 'suspended'): Promise<TenantConfigRecord>;
-  /** Stops serving the tenant everywhere (a tombstone that outranks the config file). */
-  delete(id: string): Promise<void>;
-  /** Drops the run-time record: the config file's entry (if any) applies again. */
-  reset(id: string): Promise<boolean>;
-}
-
-export function createTenantConfigAdmin(options: TenantConfigAdminOptions): TenantConfigAdmin {
-  const { store } = options;
-  const clock = options.clock ?? SYSTEM_CLOCK;
-  const reserved = new Set(options.reservedIds ?? []);
-
-  async function announce(id: string): Promise<void> {
-    // The revision first: if the publish is lost (or fails), pollers still see the change.
-    await store.set(tenantConfigRevisionKey(), randomUUID());
-    await store.publish(tenantConfigChannel(), id);
-  }
-
-  async function write(id: string, record: TenantConfigRecord): Promise<void> {
-    await store.set(tenantConfigKey(id), JSON.stringify(record));
-    await store.sadd(tenantIndexKey(), [id]);
-    await announce(id);
-  }
-
-  async function read(id: string): Promise<TenantConfigRecord | undefined> {
-    const text = await store.get(tenantConfigKey(id));
-    try {
-      return parseTenantConfigRecord(id, text);
-    } catch (error) {
-      // An unreadable record is replaced by the next write; say so rather than fail the action.
-      throw new GatewayError('BAD_USER_INPUT', (error as Error).message, {
-        extensions: { reason: 'INVALID_STORED_RECORD' },
-      });
-    }
-  }
-
-  const now = () => new Date(clock.now()).toISOString();
-
-  return {
-    async list() {
-      const ids = (await store.smembers(tenantIndexKey())).sort();
-      const texts = await store.mget(ids.map((id) => tenantConfigKey(id)));
-      return ids.map((id, i) => {
-        try {
-          return { id, record: parseTenantConfigRecord(id, texts[i] ?? null) };
-        } catch (error) {
-          return { id, record: undefined, error: (error as Error).message };
-        }
-      });
-    },
-
-    async get(id) {
-      assertId(id);
-      return read(id);
-    },
-
-    async put(input) {
-      const result = tenantSchema.safeParse(input, { reportInput: true });
-      if (!result.success) {
-        throw new GatewayError(
-          'BAD_USER_INPUT',
-          describeIssues(result.error, 'the tenant config'),
-          {
-            extensions: {
-              reason: 'INVALID_TENANT_CONFIG',
-              issues: result.error.issues.map((issue) => ({
-                path: issue.path.map(String).join('.'),
-                message: issue.message,
-              })),
-            },
-          },
-        );
-      }
-      const config = result.data;
-      if (reserved.has(config.id)) {
-        throw new GatewayError('BAD_USER_INPUT', `The id ${config.id} is reserved.`, {
-          extensions: { reason: 'RESERVED_TENANT_ID' },
-        });
-      }
-      if (options.plans !== undefined && options.plans[config.plan] === undefined) {
-        throw new GatewayError(
-          'BAD_USER_INPUT',
-          `plan ${JSON.stringify(config.plan)} is not one of ${Object.keys(options.plans).join(', ')}.`,
-          { extensions: { reason: 'UNKNOWN_PLAN' } },
-        );
-      }
-      await write(config.id, { config, updatedAt: now() });
-      return config;
-    },
-
-    async setStatus(id, status) {
-      assertId(id);
-      const existing = await read(id);
-      if (existing?.deleted) {
-        throw new GatewayError('BAD_USER_INPUT', `Tenant ${id} is deleted; put it again first.`, {
-          status: 404,
-          extensions: { reason: 'NOT_FOUND' },
-        });
-      }
-      const record: TenantConfigRecord = { config: existing?.config, status, updatedAt: now() };
-      await write(id, record);
-      return record;
-    },
-
-    async delete(id) {
-      assertId(id);
-      await write(id, { deleted: true, updatedAt: now() });
-    },
-
-    async reset(id) {
-      assertId(id);
-      const existed = await store.del(tenantConfigKey(id));
-      await store.srem(tenantIndexKey(), [id]);
-      await announce(id);
-      return existed;
-    },
-  };
-}
+/** Where a replica's view of run-time tenant config comes from right now. */
+export type LiveConfigState =
+  /** Applied from an authoritative source (durable copy, or a store that holds a revision). */
+  | 'confirmed'
+  /** The store lost its revision and nothing authoritative could be read: refusals are held. */
+  | 'held'
+  /** Nothing read yet: requests are refused with 503 until something confirms the state. */
+  | 'unconfirmed';
 
 export interface LiveTenantConfigOptions {
-  store: Pick<Store, 'get' | 'mget' | 'smembers' | 'subscribe'>;
+  store: Pick<Store, 'get' | 'mget' | 'set' | 'del' | 'sadd' | 'srem' | 'smembers' | 'subscribe'>;
+  /** The durable copy (when a database is configured): the source the store is rebuilt from. */
+  control?: ControlStore | undefined;
   registry: TenantRegistry;
   /** The config file's tenants: what records override, and what `reset` falls back to. */
   baseTenants: readonly TenantConfig[];
+  /** Schemas no tenant may use beyond the built-in ones (a configured control schema). */
+  reservedSchemas?: readonly string[] | undefined;
   /** How often the revision is polled (catch-up after missed messages). Default 2000 ms. */
   pollIntervalMs?: number | undefined;
   log?: Logger | undefined;
@@ -263,18 +67,21 @@ export interface LiveTenantConfigOptions {
 
 export interface LiveTenantConfig {
   /**
-   * Subscribes and applies the store's records once. Never rejects because of the store: if
-   * it is down, the file's tenants are served and the poll catches up once it is back.
+   * Subscribes and applies the current state once. Never rejects because of the store or the
+   * database: what cannot be read now is read by the poll once it is back (see the module
+   * comment for what is served meanwhile).
    */
   start(): Promise<void>;
-  /** Re-reads every record now and applies the differences; resolves `false` if the store failed. */
+  /** Re-reads everything now and applies the differences; resolves `false` if nothing could be read. */
   reconcile(): Promise<boolean>;
+  /** See {@link LiveConfigState}. */
+  state(): LiveConfigState;
   stop(): Promise<void>;
 }
 
-/** Keeps `registry` in step with the store's records: see the module comment. */
+/** Keeps `registry` in step with the run-time records: see the module comment. */
 export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTenantConfig {
-  const { store, registry, log } = options;
+  const { store, control, registry, log } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 2_000;
   if (!(Number.isFinite(pollIntervalMs) && pollIntervalMs >= 10)) {
     throw new TypeError(
@@ -287,19 +94,46 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
   const applied = new Map<string, string>(
     options.baseTenants.map((config) => [config.id, JSON.stringify(config)]),
   );
+  /** The revision last applied; `undefined` before anything was. */
   let lastRevision: string | null | undefined;
   let dirty = true;
+  /** The store lost its revision and nothing authoritative was read since: hold refusals. */
+  let held = false;
   let unsubscribe: Unsubscribe | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   // Every read-and-apply runs in this one queue, so an older read never lands after a newer one.
   let queue: Promise<unknown> = Promise.resolve();
   let polling = false;
+  const heldLogged = new Set<string>();
+  /** Ids whose applied state came from a record: if the store then has none, it lost them. */
+  const fromRecords = new Set<string>();
 
   function enqueue<T>(task: () => Promise<T>): Promise<T> {
     const run = queue.then(task, task);
     queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** The first failure is a value (`undefined`), so one unreachable source skips to the next. */
+  async function attempt<T>(what: string, read: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await read();
+    } catch (error) {
+      log?.warn({ err: (error as Error).message, source: what }, 'tenant config read failed');
+      return undefined;
+    }
+  }
+
+  function sharesData(id: string, config: TenantConfig): string | undefined {
+    const others = registry
+      .list()
+      .filter((tenant) => tenant.id !== id)
+      .map((tenant) => ({ id: tenant.id, data: tenant.data }));
+    const conflicts = findIsolationConflicts([...others, config], {
+      reservedSchemas: options.reservedSchemas,
+    }).filter((conflict) => conflict.index === others.length);
+    return conflicts.length === 0 ? undefined : conflicts.map((c) => c.message).join('; ');
   }
 
   function apply(id: string, config: TenantConfig | undefined): void {
@@ -309,6 +143,13 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
       registry.remove(id);
       applied.delete(id);
       log?.info({ tenant: id }, 'tenant removed by run-time config');
+      return;
+    }
+    // Writers check this too; a record written by hand (or by two writers racing without a
+    // durable copy) must still not reach another tenant's rows.
+    const conflict = sharesData(id, config);
+    if (conflict !== undefined) {
+      log?.error({ tenant: id, err: conflict }, 'tenant config rejected: shares data');
       return;
     }
     try {
@@ -321,6 +162,11 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
     }
   }
 
+  function refusedHere(id: string): boolean {
+    const tenant = registry.get(id);
+    return tenant === undefined || tenant.status !== 'active';
+  }
+
   function applyRecord(id: string, text: string | null): void {
     let record: TenantConfigRecord | undefined;
     try {
@@ -329,7 +175,32 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
       log?.error({ tenant: id, err: (error as Error).message }, 'tenant config record ignored');
       return;
     }
-    apply(id, effectiveTenantConfig(base.get(id), record));
+    const config = effectiveTenantConfig(base.get(id), record);
+    if (text === null && held && config?.status === 'active' && refusedHere(id)) {
+      // Missing data is not a decision: the record may have been lost with the store.
+      if (!heldLogged.has(id)) {
+        heldLogged.add(id);
+        log?.warn({ tenant: id }, 'tenant stays refused: its record is missing and unconfirmed');
+      }
+      return;
+    }
+    heldLogged.delete(id);
+    apply(id, config);
+    if (text === null) fromRecords.delete(id);
+    else fromRecords.add(id);
+  }
+
+  function applyAll(records: ReadonlyMap<string, string>): void {
+    for (const id of new Set([...base.keys(), ...applied.keys(), ...records.keys()])) {
+      applyRecord(id, records.get(id) ?? null);
+    }
+  }
+
+  function confirmed(revision: string | null, authoritative: boolean): void {
+    lastRevision = revision;
+    dirty = false;
+    if (authoritative) held = false;
+    registry.setConfirmed(true);
   }
 
   async function syncOne(id: string): Promise<void> {
@@ -341,30 +212,94 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
     }
   }
 
-  async function reconcileNow(revision: string | null | undefined): Promise<boolean> {
-    try {
-      const ids = await store.smembers(tenantIndexKey());
-      const texts = await store.mget(ids.map((id) => tenantConfigKey(id)));
-      const stored = new Map(ids.map((id, i) => [id, texts[i] ?? null]));
-      for (const id of new Set([...base.keys(), ...applied.keys(), ...stored.keys()])) {
-        applyRecord(id, stored.get(id) ?? null);
-      }
-      lastRevision = revision;
-      dirty = false;
-      return true;
-    } catch (error) {
+  /** Applies the store's records; `authoritative` when the durable copy vouched for them. */
+  async function fromStore(revision: string | null, authoritative: boolean): Promise<boolean> {
+    const records = await attempt('store', () => readStoreRecords(store));
+    if (records === undefined) {
       dirty = true;
-      log?.warn({ err: (error as Error).message }, 'tenant config reconcile failed');
       return false;
     }
+    if (authoritative) held = false;
+    applyAll(records);
+    confirmed(revision, authoritative);
+    return true;
   }
 
-  async function readRevision(): Promise<string | null | undefined> {
-    try {
-      return await store.get(tenantConfigRevisionKey());
-    } catch {
-      return undefined;
+  /** Applies the durable copy, then (when the store answers) rebuilds the store from it. */
+  async function fromControl(copy: ControlStore, rebuild: boolean): Promise<boolean> {
+    const snapshot = await attempt('durable copy', () => copy.snapshot());
+    if (snapshot === undefined) {
+      dirty = true;
+      return false;
     }
+    held = false;
+    applyAll(snapshot.tenants);
+    confirmed(snapshot.revision, true);
+    if (rebuild) {
+      try {
+        await rebuildStore(store, snapshot);
+        log?.info({ revision: snapshot.revision }, 'shared store restored from the durable copy');
+      } catch (error) {
+        // The next poll sees the store still behind and tries again.
+        log?.warn({ err: (error as Error).message }, 'restoring the shared store failed');
+      }
+    }
+    return true;
+  }
+
+  async function durableRevision(copy: ControlStore, storeRevision: string | null | undefined) {
+    let revision = await attempt('durable copy', () => copy.revision());
+    if (revision === null && typeof storeRevision === 'string') {
+      // Records written before the durable copy existed: adopt them once (tenant-records.ts).
+      if (await attempt('durable copy', () => importStoreIntoControl(store, copy))) {
+        log?.info('run-time tenant records copied from the shared store into the durable copy');
+      }
+      revision = await attempt('durable copy', () => copy.revision());
+    }
+    return revision;
+  }
+
+  /** One look at both sources; applies what changed. Resolves whether anything confirmed it. */
+  async function check(force: boolean): Promise<boolean> {
+    const storeRevision = await attempt('store', () => store.get(tenantConfigRevisionKey()));
+    if (control !== undefined) {
+      const durable = await durableRevision(control, storeRevision);
+      if (durable === null) {
+        // No operator decision was ever committed: the file is the whole truth.
+        if (storeRevision === undefined || storeRevision === null) {
+          if (force || dirty || lastRevision !== null) applyAll(new Map());
+          confirmed(null, true);
+          return true;
+        }
+      } else if (durable !== undefined) {
+        if (storeRevision === durable) {
+          if (!(force || dirty || held || storeRevision !== lastRevision)) return true;
+          return enqueue(() => fromStore(storeRevision, true));
+        }
+        // The store lost state or fell behind: the durable copy rules, and repairs it.
+        if (storeRevision === undefined && !(force || dirty) && durable === lastRevision) {
+          return true;
+        }
+        return enqueue(() => fromControl(control, storeRevision !== undefined));
+      }
+      // The durable copy cannot be read: the store is all there is.
+    }
+    if (storeRevision === undefined) {
+      dirty = true;
+      return false;
+    }
+    if (storeRevision === null) {
+      if ((typeof lastRevision === 'string' || fromRecords.size > 0) && !held) {
+        held = true;
+        log?.error(
+          'the shared store lost the tenant config revision; refusals are held until the state is confirmed',
+        );
+      }
+      // With a database that cannot be read now, an empty store may have lost anything.
+      if (control !== undefined && lastRevision === undefined) return false;
+    }
+    if (!(force || dirty || storeRevision !== lastRevision)) return true;
+    return enqueue(() => fromStore(storeRevision, control === undefined && !held));
   }
 
   async function subscribe(): Promise<void> {
@@ -388,14 +323,7 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
     polling = true;
     try {
       await subscribe();
-      const revision = await readRevision();
-      if (revision === undefined) {
-        dirty = true;
-        return;
-      }
-      if (dirty || revision !== lastRevision) {
-        await enqueue(() => reconcileNow(revision));
-      }
+      await check(false);
     } finally {
       polling = false;
     }
@@ -407,10 +335,8 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
       timer = setInterval(() => void poll(), pollIntervalMs);
       timer.unref();
     },
-    async reconcile() {
-      const revision = await readRevision();
-      return enqueue(() => reconcileNow(revision));
-    },
+    reconcile: () => check(true),
+    state: () => (!registry.isConfirmed() ? 'unconfirmed' : held ? 'held' : 'confirmed'),
     async stop() {
       stopped = true;
       clearInterval(timer);

@@ -13,16 +13,29 @@ export interface TenantRegistry {
   remove(id: string): boolean;
   /** Called after every change, e.g. to drop a tenant's pooled connections or caches. */
   onChange(listener: (tenantId: string, tenant: Tenant | undefined) => void): () => void;
+  /**
+   * `false` until the run-time state (suspensions, deletions, created tenants) has been read
+   * from an authoritative source (tenancy/live-config.ts): until then no tenant is served,
+   * since any of them may be suspended.
+   */
+  isConfirmed(): boolean;
+  setConfirmed(confirmed: boolean): void;
 }
 
 export interface TenantRegistryOptions {
   tenants: readonly TenantConfig[];
   plans: Readonly<Record<string, PlanLimits>>;
+  /**
+   * Start unconfirmed (see `isConfirmed`): for a gateway whose live config has yet to read
+   * the run-time state. Default `true` (the config file is the whole truth).
+   */
+  confirmed?: boolean | undefined;
 }
 
 export function createTenantRegistry(options: TenantRegistryOptions): TenantRegistry {
   const tenants = new Map<string, Tenant>();
   const listeners = new Set<(tenantId: string, tenant: Tenant | undefined) => void>();
+  let confirmed = options.confirmed ?? true;
   const notify = (id: string, tenant: Tenant | undefined) => {
     for (const listener of listeners) listener(id, tenant);
   };
@@ -49,6 +62,10 @@ export function createTenantRegistry(options: TenantRegistryOptions): TenantRegi
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    isConfirmed: () => confirmed,
+    setConfirmed(value) {
+      confirmed = value;
     },
   };
 }

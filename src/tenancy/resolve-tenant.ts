@@ -37,6 +37,18 @@ export function resolveTenant({ principal, hints, registry }: ResolveTenantInput
       throw new GatewayError('TENANT_MISMATCH', 'The tenant in the URL does not match the token.');
     }
   }
+  if (!registry.isConfirmed()) {
+    // Any tenant may be suspended in the state this replica could not read yet: fail closed.
+    throw new GatewayError(
+      'BACKEND_UNAVAILABLE',
+      'Tenant configuration is being loaded; retry shortly.',
+      {
+        status: 503,
+        headers: { 'Retry-After': '1' },
+        extensions: { reason: 'TENANT_CONFIG_UNCONFIRMED', retryAfterSeconds: 1 },
+      },
+    );
+  }
   const tenant = registry.get(principal.tenantId);
   if (!tenant) {
     throw new GatewayError(

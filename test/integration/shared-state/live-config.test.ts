@@ -15,12 +15,10 @@ import {
   tenantIndexKey,
 } from '../../../src/store/keys.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
-import {
-  createLiveTenantConfig,
-  createTenantConfigAdmin,
-  type LiveTenantConfig,
-} from '../../../src/tenancy/live-config.js';
+import { createLiveTenantConfig, type LiveTenantConfig } from '../../../src/tenancy/live-config.js';
+import { createTenantConfigAdmin } from '../../../src/tenancy/tenant-admin.js';
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';
+import { writeGatewayConfig } from '../../support/traffic.js';
 import {
   createTestSigner,
   TEST_AUDIENCE,
@@ -95,6 +93,9 @@ describe('live tenant config: admin endpoint and CLI, propagated to every replic
                 }),
                 tenants: createTenantConfigAdmin({
                   store: replica.store,
+                  baseTenants: fileTenants.map((t) =>
+                    tenantSchema.parse({ displayName: t.id, ...t }),
+                  ),
                   plans: DEFAULT_PLANS,
                   reservedIds: [operator],
                 }),
@@ -103,7 +104,6 @@ describe('live tenant config: admin endpoint and CLI, propagated to every replic
                   get: (id) => gateways[0]?.registry.get(id),
                   list: () => gateways[0]?.registry.list() ?? [],
                 },
-                documents: replica.store,
                 adminTenant: operator,
                 scope: 'atrium:admin',
                 bodyLimitBytes: 64 * 1024,
@@ -241,9 +241,18 @@ describe('live tenant config: admin endpoint and CLI, propagated to every replic
         '\n',
       ),
     );
+    // The CLI checks changes against the gateways' config file: the same tenants and operator.
+    const config = await writeGatewayConfig(dir, 'gateway', signer, {
+      admin: { tenant: operator },
+      tenants: [base, partitioned].map((id) => ({
+        id,
+        displayName: id,
+        data: { strategy: 'row' },
+      })),
+    });
     const cli = (...args: string[]) =>
       run(process.execPath, ['--import', 'tsx', 'scripts/tenants.ts', ...args], {
-        env: { PATH: process.env.PATH, REDIS_URL },
+        env: { PATH: process.env.PATH, REDIS_URL, ATRIUM_CONFIG: config },
         timeout: 20_000,
       });
     const put = await cli('put', file);

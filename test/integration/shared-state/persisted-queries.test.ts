@@ -8,7 +8,7 @@ import { createRedisClient } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
 import type { Store } from '../../../src/store/types.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
-import { createTenantConfigAdmin } from '../../../src/tenancy/live-config.js';
+import { createTenantConfigAdmin } from '../../../src/tenancy/tenant-admin.js';
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { createTestSigner, type TestSigner } from '../../support/tokens.js';
 import { freePort } from '../store/redis-process.js';
@@ -240,7 +240,6 @@ describe('automatic persisted queries and trusted documents, per tenant in Redis
           verifier: gateways[0]!.verifier,
           tenants: createTenantConfigAdmin({ store, reservedIds: [operator] }),
           registry: gateways[0]!.registry,
-          documents: store,
           adminTenant: operator,
           scope: 'atrium:admin',
           bodyLimitBytes: 1024 * 1024,

@@ -131,9 +131,13 @@ describe('the config file', () => {
         ],
         /tenants\.1\.id: tenant a is declared twice/,
       ],
+      [
+        [{ id: 'a', displayName: 'A', data: { strategy: 'schema', schema: 'fleet_ctl' } }],
+        /tenants\.0\.data\.schema: schema fleet_ctl is reserved/,
+      ],
     ];
     for (const [tenants, message] of cases) {
-      const raw = file(tenants);
+      const raw = { ...file(tenants), liveConfig: { controlSchema: 'fleet_ctl' } };
       expect(() => parseConfigFile(raw, 'atrium.yaml')).toThrow(ConfigError);
       expect(() => parseConfigFile(raw, 'atrium.yaml')).toThrow(message);
     }

@@ -8,6 +8,7 @@ import {
 } from '../../../src/server/persisted-queries.js';
 import { persistedQueryKey, trustedDocumentKey } from '../../../src/store/keys.js';
 import { createMemoryStore } from '../../../src/store/memory-store.js';
+import { createTenantConfigAdmin } from '../../../src/tenancy/tenant-admin.js';
 
 const limits = { persistedQueries: { maxDocuments: 2, maxBytes: 1_000 } };
 const open = { id: 'acme', trustedDocuments: false, limits };
@@ -137,11 +138,15 @@ describe('persisted queries (memory store)', () => {
       await pq.resolve(locked, { method: 'POST', search: '', body: { extensions: apq } }),
     ).toEqual({ kind: 'not-found' });
 
-    expect(await registerTrustedDocuments(store, 'acme', [{ body: query }])).toEqual([hash]);
+    expect(
+      await registerTrustedDocuments(createTenantConfigAdmin({ store }), 'acme', [{ body: query }]),
+    ).toEqual([hash]);
     expect(
       await pq.resolve(locked, { method: 'POST', search: '', body: { extensions: apq } }),
     ).toEqual({ kind: 'execute', search: '', body: { query } });
-    expect(await removeTrustedDocuments(store, 'acme', [hash])).toBe(1);
+    expect(await removeTrustedDocuments(createTenantConfigAdmin({ store }), 'acme', [hash])).toBe(
+      1,
+    );
   });
 
   it('reads document lists and manifests, and refuses bad documents before writing', async () => {
@@ -159,13 +164,20 @@ describe('persisted queries (memory store)', () => {
     expect(() => parseTrustedDocuments([42])).toThrow(/documents\[0\]/);
 
     await expect(
-      registerTrustedDocuments(store, 'acme', [{ body: query }, { body: '{ broken' }]),
+      registerTrustedDocuments(createTenantConfigAdmin({ store }), 'acme', [
+        { body: query },
+        { body: '{ broken' },
+      ]),
     ).rejects.toMatchObject({ extensions: { reason: 'BAD_DOCUMENTS' } });
     await expect(
-      registerTrustedDocuments(store, 'acme', [{ body: query, id: documentHash('other') }]),
+      registerTrustedDocuments(createTenantConfigAdmin({ store }), 'acme', [
+        { body: query, id: documentHash('other') },
+      ]),
     ).rejects.toThrow(/not the SHA-256/);
     expect(await store.get(trustedDocumentKey('acme', hash))).toBeNull();
-    await expect(removeTrustedDocuments(store, 'acme', ['nope'])).rejects.toMatchObject({
+    await expect(
+      removeTrustedDocuments(createTenantConfigAdmin({ store }), 'acme', ['nope']),
+    ).rejects.toMatchObject({
       code: 'BAD_USER_INPUT',
     });
   });

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PLANS, tenantSchema } from '../../../src/config/schema.js';
-import { tenantConfigKey, tenantIndexKey } from '../../../src/store/keys.js';
-import { createMemoryStore } from '../../../src/store/memory-store.js';
 import {
-  createLiveTenantConfig,
-  createTenantConfigAdmin,
-  effectiveTenantConfig,
-} from '../../../src/tenancy/live-config.js';
+  tenantConfigKey,
+  tenantConfigRevisionKey,
+  tenantIndexKey,
+} from '../../../src/store/keys.js';
+import { createMemoryStore } from '../../../src/store/memory-store.js';
+import { createLiveTenantConfig } from '../../../src/tenancy/live-config.js';
+import { createTenantConfigAdmin } from '../../../src/tenancy/tenant-admin.js';
+import { effectiveTenantConfig } from '../../../src/tenancy/tenant-records.js';
 import { createTenantRegistry } from '../../../src/tenancy/registry.js';
 
 const acme = tenantSchema.parse({ id: 'acme', displayName: 'Acme', data: { strategy: 'row' } });
@@ -40,7 +42,12 @@ describe('live tenant config on the memory store (one process)', () => {
     const changes: string[] = [];
     registry.onChange((id, tenant) => changes.push(`${id}:${tenant?.status ?? 'removed'}`));
     const live = createLiveTenantConfig({ store, registry, baseTenants: [acme] });
-    const admin = createTenantConfigAdmin({ store, plans: DEFAULT_PLANS, reservedIds: ['ops'] });
+    const admin = createTenantConfigAdmin({
+      store,
+      baseTenants: [acme],
+      plans: DEFAULT_PLANS,
+      reservedIds: ['ops'],
+    });
     return { store, registry, changes, live, admin };
   }
 
@@ -118,6 +125,135 @@ describe('live tenant config on the memory store (one process)', () => {
     await expect(live.start()).resolves.toBeUndefined();
     expect(await live.reconcile()).toBe(false);
     expect(registry.get('acme')?.status).toBe('active');
+    await live.stop();
+  });
+
+  it('never serves a tenant refused here on missing data once the store lost its revision', async () => {
+    const { store, registry, live, admin } = setup();
+    await live.start();
+    await admin.setStatus('acme', 'suspended');
+    await admin.put({ id: 'beta', displayName: 'Beta', data: { strategy: 'row' } });
+    await admin.delete('beta');
+    await settle();
+    expect(registry.get('acme')?.status).toBe('suspended');
+    expect(registry.get('beta')).toBeUndefined();
+    expect(live.state()).toBe('confirmed');
+
+    // The store restarts empty (no persistence): records, index and revision are gone.
+    for (const key of [
+      tenantConfigKey('acme'),
+      tenantConfigKey('beta'),
+      tenantConfigRevisionKey(),
+    ]) {
+      await store.del(key);
+    }
+    await store.del(tenantIndexKey());
+    expect(await live.reconcile()).toBe(true);
+    expect(live.state()).toBe('held');
+    expect(registry.get('acme')?.status).toBe('suspended');
+    expect(registry.get('beta')).toBeUndefined();
+
+    // A record that says so is a decision, not missing data: it applies.
+    await admin.setStatus('acme', 'active');
+    await settle();
+    expect(registry.get('acme')?.status).toBe('active');
+    await admin.setStatus('acme', 'suspended');
+    await settle();
+    expect(registry.get('acme')?.status).toBe('suspended');
+    await live.stop();
+  });
+
+  it('refuses every tenant until it has read the state once', async () => {
+    const store = createMemoryStore();
+    const registry = createTenantRegistry({
+      tenants: [acme],
+      plans: DEFAULT_PLANS,
+      confirmed: false,
+    });
+    const live = createLiveTenantConfig({ store, registry, baseTenants: [acme] });
+    expect(live.state()).toBe('unconfirmed');
+    await live.start();
+    expect(registry.isConfirmed()).toBe(true);
+    expect(live.state()).toBe('confirmed');
+    await live.stop();
+
+    const down = createMemoryStore();
+    await down.close();
+    const blind = createTenantRegistry({ tenants: [acme], plans: DEFAULT_PLANS, confirmed: false });
+    const stuck = createLiveTenantConfig({ store: down, registry: blind, baseTenants: [acme] });
+    await stuck.start();
+    expect(await stuck.reconcile()).toBe(false);
+    expect(stuck.state()).toBe('unconfirmed');
+    await stuck.stop();
+  });
+
+  it('refuses records that would share a schema or a database, whoever writes them', async () => {
+    const { store, registry, live, admin } = setup();
+    await live.start();
+    const refused = (input: unknown) =>
+      expect(admin.put(input)).rejects.toMatchObject({
+        code: 'BAD_USER_INPUT',
+        extensions: { reason: 'ISOLATION_CONFLICT' },
+      });
+    await admin.put({
+      id: 'beta',
+      displayName: 'B',
+      data: { strategy: 'schema', schema: 'beta_data' },
+    });
+    await refused({
+      id: 'evil2',
+      displayName: 'E',
+      data: { strategy: 'schema', schema: 'beta_data' },
+    });
+    await refused({
+      id: 'evil3',
+      displayName: 'E',
+      data: { strategy: 'schema', schema: 'tenant_acme' },
+    });
+    await refused({
+      id: 'evil4',
+      displayName: 'E',
+      data: { strategy: 'schema', schema: 'atrium_shared' },
+    });
+    // A deleted tenant's rows are still in its schema: it stays reserved until reset.
+    await admin.delete('beta');
+    await refused({
+      id: 'evil5',
+      displayName: 'E',
+      data: { strategy: 'schema', schema: 'beta_data' },
+    });
+    await admin.reset('beta');
+    await admin.put({
+      id: 'gamma',
+      displayName: 'G',
+      data: { strategy: 'schema', schema: 'beta_data' },
+    });
+    await admin.put({
+      id: 'db-a',
+      displayName: 'A',
+      data: { strategy: 'database', url: 'postgres://a@h/db1' },
+    });
+    await refused({
+      id: 'db-b',
+      displayName: 'B',
+      data: { strategy: 'database', url: 'postgresql://b@H:5432/db1' },
+    });
+    await settle();
+    expect(registry.get('gamma')).toBeDefined();
+    expect(registry.get('evil2')).toBeUndefined();
+
+    // A record written behind the admin's back is refused by every replica that reads it.
+    await store.set(
+      tenantConfigKey('sneaky'),
+      JSON.stringify({
+        config: { ...acme, id: 'sneaky', data: { strategy: 'schema', schema: 'beta_data' } },
+        updatedAt: 'now',
+      }),
+    );
+    await store.sadd(tenantIndexKey(), ['sneaky']);
+    await store.set(tenantConfigRevisionKey(), 'by-hand');
+    expect(await live.reconcile()).toBe(true);
+    expect(registry.get('sneaky')).toBeUndefined();
     await live.stop();
   });
 });

@@ -92,6 +92,30 @@ describe('resolveTenant', () => {
     expect(seen).toEqual(['acme']);
   });
 
+  it('refuses every tenant with a retryable 503 until the run-time state is confirmed', () => {
+    const live = createTenantRegistry({
+      tenants: [tenant('acme')],
+      plans: DEFAULT_PLANS,
+      confirmed: false,
+    });
+    let refusal: unknown;
+    try {
+      resolveTenant({ principal: principal('acme'), hints: [], registry: live });
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toMatchObject({
+      code: 'BACKEND_UNAVAILABLE',
+      status: 503,
+      headers: { 'Retry-After': '1' },
+      extensions: { reason: 'TENANT_CONFIG_UNCONFIRMED' },
+    });
+    live.setConfirmed(true);
+    expect(resolveTenant({ principal: principal('acme'), hints: [], registry: live }).id).toBe(
+      'acme',
+    );
+  });
+
   it('rejects a tenant on an unknown plan and duplicate tenants', () => {
     expect(() =>
       createTenantRegistry({ tenants: [tenant('acme', { plan: 'gold' })], plans: DEFAULT_PLANS }),
