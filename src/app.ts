@@ -29,6 +29,7 @@ import type { PredictionLoadersOptions, PredictionService } from './loaders/pred
 import { createAdminRoute } from './server/admin.js';
 import { createCorsPolicy } from './server/cors.js';
 import { createGateway, type Gateway } from './server/gateway.js';
+import { isLoopbackRequest } from './server/loopback.js';
 import type { Probe } from './server/http-handler.js';
 import { createObservability, type Observability } from './server/observability.js';
 import { createPersistedQueries, type PersistedQueries } from './server/persisted-queries.js';
@@ -151,11 +152,21 @@ function createTelemetry(config: AtriumConfig, logger: Logger, worker: boolean):
   });
   if (tracesUrl) logger.info({ url: tracesUrl }, 'exporting spans by OTLP/HTTP');
   const observability = createObservability({ logger, metrics, tracing });
-  // On the main port unless a metrics port is configured (then the load balancer never sees it).
+  // The scrape names tenants and operations: on the main port only when configured so.
+  const { onMainPort } = telemetry.metrics;
   const routes: Record<string, AppRoute> =
-    metrics && telemetry.metrics.port === undefined
-      ? { [METRICS_PATH]: createMetricsHandler(metrics) }
+    metrics && onMainPort !== 'off'
+      ? {
+          [METRICS_PATH]: createMetricsHandler(metrics, {
+            allow: onMainPort === 'loopback' ? isLoopbackRequest : undefined,
+          }),
+        }
       : {};
+  if (metrics && onMainPort === 'off' && telemetry.metrics.port === undefined) {
+    logger.warn(
+      'metrics are collected but not served: set telemetry.metrics.port (or metrics.onMainPort)',
+    );
+  }
   // A cluster worker's registry is served by the primary (src/cluster.ts).
   if (metrics && worker) shareMetricsWithPrimary(metrics.registry);
   const startServer = async (): Promise<MetricsServer | undefined> =>
@@ -237,7 +248,9 @@ async function createPlaygroundFor(
       'the playground could not be built; it answers 503 until `npm run build:playground` runs',
     );
   }
-  const keys = config.mode === 'demo' ? devKeys : undefined;
+  // Dev tokens sign anything for any tenant: demo mode only, never under NODE_ENV=production,
+  // and only to clients on this host (the route checks; see server/playground.ts).
+  const keys = config.mode === 'demo' && !config.production ? devKeys : undefined;
   return createPlayground({
     assetsDir: PLAYGROUND_DIST_DIR,
     devTokens: keys

@@ -51,20 +51,26 @@ async function startDemo(
   return { config: applyEnv(file, env, 'demo'), demo: { modelServer, devKeys } };
 }
 
-/** The demo banner: URLs and a ready-to-use token per tenant. */
+/**
+ * The demo banner: URLs and a ready-to-use token per tenant — none under NODE_ENV=production,
+ * where stdout goes to log collectors, no place for tokens.
+ */
 async function banner(
   url: string,
   demo: Demo,
   registry: Pick<TenantRegistry, 'list'>,
+  production: boolean,
 ): Promise<string> {
   const lines = [
     '',
     `  Atrium demo — GraphQL at ${url}/graphql  (health ${url}/healthz, readiness ${url}/readyz)`,
     `  Model server: ${demo.modelServer.url}`,
     `  Playground: ${url}/playground (or open ${url}/graphql in a browser)`,
-    '  Dev tokens (1 h; mint more with `npm run token -- --tenant acme`):',
+    production
+      ? '  Dev tokens: not printed under NODE_ENV=production (`npm run token -- --tenant acme`)'
+      : '  Dev tokens (1 h; mint more with `npm run token -- --tenant acme`):',
   ];
-  for (const tenant of registry.list()) {
+  for (const tenant of production ? [] : registry.list()) {
     const token = await mintDevToken(demo.devKeys, {
       tenant: tenant.id,
       sub: 'demo-user',
@@ -95,7 +101,7 @@ async function main(): Promise<void> {
   const app = await createApp(config, { devKeys: demo?.devKeys, worker: cluster.isWorker });
   const { logger } = app;
   const url = await app.listen();
-  if (demo) console.log(await banner(url, demo, app.registry));
+  if (demo) console.log(await banner(url, demo, app.registry, config.production));
 
   let signals = 0;
   const shutdown = (signal: string) => {
@@ -135,9 +141,12 @@ function workersOptions(config: AtriumConfig, logger: Logger) {
     workers: server.workers,
     logger,
     shutdownTimeoutMs: server.drainTimeoutMs + 5_000,
-    metrics: telemetry.metrics.enabled
-      ? { port: telemetry.metrics.port, host: telemetry.metrics.host ?? server.host }
-      : undefined,
+    // Nothing to supervise when the workers serve /metrics nowhere (no port, off the main one).
+    metrics:
+      telemetry.metrics.enabled &&
+      (telemetry.metrics.port !== undefined || telemetry.metrics.onMainPort !== 'off')
+        ? { port: telemetry.metrics.port, host: telemetry.metrics.host ?? server.host }
+        : undefined,
   };
 }
 

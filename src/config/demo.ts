@@ -35,6 +35,8 @@ export function buildDemoConfig(options: DemoConfigOptions): ConfigFile {
         // A front-end under development on this machine (any port) may call the demo.
         cors: { origins: ['http://localhost:*', 'http://127.0.0.1:*'] },
       },
+      // A laptop's gateway: /metrics on the main port, for clients on this host only.
+      telemetry: { metrics: { onMainPort: 'loopback' } },
       auth: {
         issuer: DEMO_ISSUER,
         audience: DEMO_AUDIENCE,

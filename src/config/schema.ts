@@ -65,6 +65,7 @@ export const DEFAULT_CORS_EXPOSED_HEADERS = [
   'Retry-After',
   'x-request-id',
 ] as const;
+export const DEFAULT_METRICS_ON_MAIN_PORT = 'off';
 
 const tenantId = z.string().regex(TENANT_ID_PATTERN, 'a lowercase DNS label such as "acme"');
 
@@ -356,12 +357,18 @@ export const telemetrySchema = z.object({
       /** Serve Prometheus metrics at `GET /metrics`. */
       enabled: z.boolean().default(true),
       /**
-       * Serve `/metrics` on this port (its own listener, e.g. 9464) instead of the main port,
-       * so it can stay off the load balancer. Unset → the main port.
+       * Serve `/metrics` on this port (its own listener, e.g. 9464), which the load balancer
+       * never exposes. Unset → no metrics listener of its own.
        */
       port: z.number().int().min(0).max(65535).optional(),
       /** Listen address of the metrics port; default `server.host`. */
       host: z.string().optional(),
+      /**
+       * Who may read `/metrics` on the main port: nobody (`off`, the default: the text names
+       * tenants and operations), clients on this host (`loopback`, demo mode's setting), or
+       * anyone who reaches the gateway (`all`: only behind something that keeps it private).
+       */
+      onMainPort: z.enum(['off', 'loopback', 'all']).default(DEFAULT_METRICS_ON_MAIN_PORT),
     })
     .prefault({}),
   tracing: z

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { GatewayError } from '../errors.js';
+import { isLoopbackRequest } from './loopback.js';
 
 /** The files `npm run build:playground` writes into the assets folder. */
 export const PLAYGROUND_ASSETS = ['playground.js', 'playground.css'] as const;
@@ -19,8 +20,9 @@ export interface PlaygroundOptions {
   /** The folder holding the built front-end ({@link PLAYGROUND_ASSETS}). */
   assetsDir: string;
   /**
-   * Demo mode only: mints a token per tenant for the tenant picker. Omitted → no picker, and
-   * GET /playground/dev-tokens is not routed (404).
+   * Demo mode only (never under NODE_ENV=production): mints a token per tenant for the tenant
+   * picker, answered to clients on this host only (see `isLoopbackRequest`). Omitted → no
+   * picker, and GET /playground/dev-tokens is not routed (404).
    */
   devTokens?: (() => Promise<readonly DevTokenEntry[]>) | undefined;
 }
@@ -262,6 +264,12 @@ export function createPlayground(options: PlaygroundOptions): Playground {
   if (devTokens) {
     routes['/playground/dev-tokens'] = async (req, res) => {
       allowGet(req);
+      // A token for any tenant, to anyone who can reach the port, would be a master key.
+      if (!isLoopbackRequest(req)) {
+        throw new GatewayError('FORBIDDEN', 'Dev tokens are for clients on this host only.', {
+          extensions: { reason: 'DEV_TOKENS_LOCAL_ONLY' },
+        });
+      }
       // Browsers say where a request comes from: only the playground page itself gets tokens.
       const site = req.headers['sec-fetch-site'];
       if (site !== undefined && site !== 'same-origin') {

@@ -13,14 +13,28 @@ function sendText(res: ServerResponse, status: number, text: string, type: strin
   res.end(text);
 }
 
+export interface MetricsHandlerOptions {
+  /**
+   * Who may scrape (e.g. loopback clients only); others get 404, as if it were not served.
+   * Default: anyone who reaches the listener.
+   */
+  allow?: ((req: IncomingMessage) => boolean) | undefined;
+}
+
 /**
- * `GET /metrics` in the Prometheus text format. Unauthenticated, as scrapers expect: keep it
- * off public listeners (`telemetry.metrics.port` moves it to its own port).
+ * `GET /metrics` in the Prometheus text format. Unauthenticated, as scrapers expect, and it
+ * names tenants and operations: keep it off public listeners (`telemetry.metrics.port` gives
+ * it a port of its own; `telemetry.metrics.onMainPort` says who may read it on the main one).
  */
 export function createMetricsHandler(
   metrics: Pick<GatewayMetrics, 'render'>,
+  options: MetricsHandlerOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   return async (req, res) => {
+    if (options.allow && !options.allow(req)) {
+      sendText(res, 404, 'Not Found\n', 'text/plain; charset=utf-8');
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       sendText(res, 405, 'Method Not Allowed\n', 'text/plain; charset=utf-8');

@@ -154,6 +154,13 @@ describe('createPlayground', () => {
     expect(crossSite.status).toBe(403);
     const post = await fetch(`${demo.url}/playground/dev-tokens`, { method: 'POST' });
     expect(post.status).toBe(405);
+    // Relayed by a proxy on this host: the client is somewhere else.
+    for (const header of ['x-forwarded-for', 'forwarded', 'x-real-ip']) {
+      const relayed = await fetch(`${demo.url}/playground/dev-tokens`, {
+        headers: { [header]: '203.0.113.9' },
+      });
+      expect(relayed.status).toBe(403);
+    }
   });
 
   it('has no dev-token route without dev tokens, and answers 503 until the assets are built', async () => {

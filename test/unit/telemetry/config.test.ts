@@ -12,7 +12,7 @@ describe('telemetry configuration', () => {
   it('defaults: metrics on the main port, bounded labels, tracing off', () => {
     const { telemetry } = parseConfigFile(minimal, 'test');
     expect(telemetry.maxTenantLabels).toBe(DEFAULT_MAX_TENANT_LABELS);
-    expect(telemetry.metrics).toEqual({ enabled: true });
+    expect(telemetry.metrics).toEqual({ enabled: true, onMainPort: 'off' });
     expect(otlpTracesUrl(telemetry.tracing)).toBeUndefined();
     expect(telemetry.tracing.serviceName).toBe('atrium');
   });

@@ -1,7 +1,12 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createGatewayMetrics } from '../../../src/telemetry/metrics.js';
-import { startMetricsServer } from '../../../src/telemetry/metrics-endpoint.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  createMetricsHandler,
+  startMetricsServer,
+} from '../../../src/telemetry/metrics-endpoint.js';
 
 describe('the metrics listener on its own port', () => {
   it('serves /metrics and nothing else, and closes', async () => {
@@ -42,6 +47,24 @@ describe('the metrics listener on its own port', () => {
       expect(await response.text()).not.toContain('collector threw');
     } finally {
       await server.close();
+    }
+  });
+
+  it('answers 404 to those its `allow` refuses, as if nothing were there', async () => {
+    const handler = createMetricsHandler(
+      { render: () => Promise.resolve({ contentType: 'text/plain', body: 'atrium_x 1\n' }) },
+      { allow: (req) => req.headers['x-scraper'] === 'yes' },
+    );
+    const server = createServer((req, res) => void handler(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+    try {
+      const refused = await fetch(url);
+      expect(refused.status).toBe(404);
+      expect(await refused.text()).not.toContain('atrium_');
+      expect((await fetch(url, { headers: { 'x-scraper': 'yes' } })).status).toBe(200);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
