@@ -62,8 +62,16 @@ export interface LiveTenantConfigOptions {
   reservedSchemas?: readonly string[] | undefined;
   /** How often the revision is polled (catch-up after missed messages). Default 2000 ms. */
   pollIntervalMs?: number | undefined;
+  /**
+   * How long `start` keeps trying (every {@link UNCONFIRMED_RETRY_MS}) when the first read
+   * cannot confirm the state, e.g. while the store client is still connecting. Default 2000 ms.
+   */
+  startWaitMs?: number | undefined;
   log?: Logger | undefined;
 }
+
+/** While unconfirmed (every tenant refused), a replica looks again this often, not every poll. */
+export const UNCONFIRMED_RETRY_MS = 100;
 
 export interface LiveTenantConfig {
   /**
@@ -88,6 +96,7 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
       `createLiveTenantConfig: pollIntervalMs must be ≥ 10; received ${pollIntervalMs}`,
     );
   }
+  const startWaitMs = options.startWaitMs ?? 2_000;
   const base = new Map(options.baseTenants.map((config) => [config.id, config]));
   // What this replica applied, as JSON, so unchanged tenants are not re-applied (listeners
   // such as pool caches react to every upsert).
@@ -318,6 +327,15 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
     }
   }
 
+  function schedule(): void {
+    if (stopped) return;
+    const delay = registry.isConfirmed()
+      ? pollIntervalMs
+      : Math.min(pollIntervalMs, UNCONFIRMED_RETRY_MS);
+    timer = setTimeout(() => void poll().finally(schedule), delay);
+    timer.unref();
+  }
+
   async function poll(): Promise<void> {
     if (polling || stopped) return;
     polling = true;
@@ -332,14 +350,19 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
   return {
     async start() {
       await poll();
-      timer = setInterval(() => void poll(), pollIntervalMs);
-      timer.unref();
+      // A store client that is still connecting fails the first read: look again soon.
+      const until = Date.now() + startWaitMs;
+      while (!registry.isConfirmed() && !stopped && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, UNCONFIRMED_RETRY_MS));
+        await poll();
+      }
+      schedule();
     },
     reconcile: () => check(true),
     state: () => (!registry.isConfirmed() ? 'unconfirmed' : held ? 'held' : 'confirmed'),
     async stop() {
       stopped = true;
-      clearInterval(timer);
+      clearTimeout(timer);
       await unsubscribe?.().catch(() => undefined);
       unsubscribe = undefined;
       await queue;

@@ -62,7 +62,10 @@ describe('durable tenant config: PostgreSQL first, Redis rebuilt from it', () =>
     return createPostgresControlStore({ pool, schema });
   }
 
-  function replicaOf(control: ControlStore): { registry: TenantRegistry; live: LiveTenantConfig } {
+  function replicaOf(
+    control: ControlStore,
+    startWaitMs?: number,
+  ): { registry: TenantRegistry; live: LiveTenantConfig } {
     const registry = createTenantRegistry({
       tenants: base,
       plans: DEFAULT_PLANS,
@@ -74,6 +77,7 @@ describe('durable tenant config: PostgreSQL first, Redis rebuilt from it', () =>
       registry,
       baseTenants: base,
       pollIntervalMs: 60_000,
+      startWaitMs,
     });
     lives.push(live);
     return { registry, live };
@@ -156,7 +160,7 @@ describe('durable tenant config: PostgreSQL first, Redis rebuilt from it', () =>
     expect(await redis.get(tenantConfigKey(beta))).toBeNull();
 
     // A replica that starts now has nothing to go on: it serves nobody.
-    const late = replicaOf(controlStore());
+    const late = replicaOf(controlStore(), 0);
     await late.live.start();
     expect(late.live.state()).toBe('unconfirmed');
     expect(late.registry.isConfirmed()).toBe(false);

@@ -180,7 +180,12 @@ describe('live tenant config on the memory store (one process)', () => {
     const down = createMemoryStore();
     await down.close();
     const blind = createTenantRegistry({ tenants: [acme], plans: DEFAULT_PLANS, confirmed: false });
-    const stuck = createLiveTenantConfig({ store: down, registry: blind, baseTenants: [acme] });
+    const stuck = createLiveTenantConfig({
+      store: down,
+      registry: blind,
+      baseTenants: [acme],
+      startWaitMs: 0,
+    });
     await stuck.start();
     expect(await stuck.reconcile()).toBe(false);
     expect(stuck.state()).toBe('unconfirmed');
