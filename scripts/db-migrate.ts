@@ -1,12 +1,30 @@
 /**
  * `npm run db:migrate` — creates (idempotently) the tables of every tenant in the config file
  * named by ATRIUM_CONFIG, on DATABASE_URL (schema and row tenants) or each database tenant's
- * own URL. Demo mode (no ATRIUM_CONFIG) needs none of this: PGlite is migrated at start.
+ * own URL, and the control schema holding the durable copy of operator decisions
+ * (`liveConfig.controlSchema`) on DATABASE_URL. Demo mode (no ATRIUM_CONFIG) needs none of
+ * this: PGlite is migrated at start.
  */
-import { forEachTenant } from '../src/backends/data/admin.js';
+import { forEachTenant, redactUrl } from '../src/backends/data/admin.js';
 import { migrateTenant } from '../src/backends/data/migrations.js';
 import { loadConfigFile, readEnv } from '../src/config/load.js';
+import { createControlPool, createPostgresControlStore } from '../src/store/control-store.js';
 import { reportOutcomes, runScript } from './tenant-task.js';
+
+/** The control schema (the gateways create it on first use too, given the privilege). */
+async function migrateControl(url: string, schema: string): Promise<boolean> {
+  const pool = createControlPool({ url, timeoutMs: 10_000 });
+  try {
+    await createPostgresControlStore({ pool, schema }).migrate();
+    console.log(`ok   control @ ${redactUrl(url)}: schema "${schema}" (durable operator state)`);
+    return true;
+  } catch (error) {
+    console.error(`FAIL control @ ${redactUrl(url)}: ${(error as Error).message}`);
+    return false;
+  } finally {
+    await pool.end();
+  }
+}
 
 async function main(): Promise<number> {
   const env = readEnv();
@@ -18,6 +36,9 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfigFile(env);
+  const control = config.data.url
+    ? await migrateControl(config.data.url, config.liveConfig.controlSchema)
+    : true;
   const outcomes = await forEachTenant({
     config,
     task: async (session, tenant) => {
@@ -29,7 +50,8 @@ async function main(): Promise<number> {
       return `migrated (${result.strategy}): ${where}`;
     },
   });
-  return reportOutcomes(outcomes, 'migrated');
+  const code = reportOutcomes(outcomes, 'migrated');
+  return control ? code : 1;
 }
 
 runScript(main);

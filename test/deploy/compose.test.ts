@@ -88,6 +88,14 @@ describe('docker-compose.yml', () => {
     });
     expect(migrate.restart).toBe('no');
     expect(obj(services['model-server'], 'model-server').image).toBe('atrium-model-server:local');
+    // Redis persists (append-only file on a named volume): a restart keeps what it held.
+    const redis = obj(services.redis, 'redis');
+    expect(arr(redis.command, 'redis command').join(' ')).toMatch(/--appendonly yes/);
+    // docker-compose resolves the short form to `name:/data:rw`.
+    expect(arr(redis.volumes, 'redis volumes')).toContainEqual(
+      expect.stringMatching(/^redisdata:\/data\b/),
+    );
+    expect(Object.keys(obj(resolved.volumes, 'volumes'))).toContain('redisdata');
   });
 
   it('the load balancer proxies to both replicas and never forwards /metrics', () => {

@@ -41,6 +41,7 @@ const API_VERSIONS: Record<string, string> = {
   ConfigMap: 'v1',
   Service: 'v1',
   Deployment: 'apps/v1',
+  StatefulSet: 'apps/v1',
   HorizontalPodAutoscaler: 'autoscaling/v2',
   PodDisruptionBudget: 'policy/v1',
 };
@@ -75,6 +76,8 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
         'PodDisruptionBudget/atrium-gateway',
         'Service/atrium-gateway',
         'Service/atrium-model-server',
+        'StatefulSet/atrium-redis',
+        'Service/atrium-redis',
       ].sort(),
     );
     for (const m of manifests)
@@ -192,6 +195,31 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
         expect(port.targetPort).not.toBe('metrics');
       }
     }
+  });
+
+  it('Redis persists: append-only file on a volume claim, served by its own Service', () => {
+    const redis = find('StatefulSet', 'atrium-redis');
+    const { template, pod, container } = containerOf(redis);
+    expect(arr(container.args, 'args').join(' ')).toMatch(/--appendonly yes/);
+    const claims = arr(redis.spec.volumeClaimTemplates, 'volumeClaimTemplates').map((c) =>
+      obj(obj(c, 'claim').metadata, 'claim metadata'),
+    );
+    const mounts = arr(container.volumeMounts, 'volumeMounts').map((v) => obj(v, 'mount'));
+    expect(mounts.find((m) => m.mountPath === '/data')?.name).toBe(claims[0]?.name);
+    expect(obj(pod.securityContext, 'securityContext').runAsNonRoot).toBe(true);
+    expect(obj(container.securityContext, 'securityContext').readOnlyRootFilesystem).toBe(true);
+    const service = find('Service', 'atrium-redis');
+    const labels = obj(obj(template.metadata, 'metadata').labels, 'labels');
+    expect(matches(obj(service.spec.selector, 'selector'), labels)).toBe(true);
+  });
+
+  it('Prometheus scrapes the metrics port the config serves /metrics on (not the main port)', () => {
+    const { template } = containerOf(find('Deployment', 'atrium-gateway'));
+    const annotations = obj(obj(template.metadata, 'metadata').annotations, 'annotations');
+    const config = configFrom();
+    expect(annotations['prometheus.io/port']).toBe(String(config.telemetry.metrics.port));
+    expect(annotations['prometheus.io/path']).toBe('/metrics');
+    expect(config.telemetry.metrics.onMainPort).toBe('off');
   });
 
   it('the HPA and the PDB target the gateway Deployment and leave pods to serve', () => {

@@ -8,6 +8,7 @@ import {
   type RedisServer,
 } from '../integration/store/redis-process.js';
 import { spawnGateway, type SpawnedGateway } from '../support/spawn-gateway.js';
+import { dropSchema, uniqueControlSchema } from '../support/control-schema.js';
 import { holdExclusive } from '../support/exclusive.js';
 import { createTestSigner, type TestSigner } from '../support/tokens.js';
 import {
@@ -51,6 +52,7 @@ const DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
 describe('gateways through a Redis outage: bounded answers, configured fallback, recovery', () => {
   const shared = uniqueTenant('out-shared');
   const strict = uniqueTenant('out-strict');
+  const controlSchema = uniqueControlSchema('outage');
   let signer: TestSigner;
   let dir: string;
   let port: number;
@@ -82,7 +84,8 @@ describe('gateways through a Redis outage: bounded answers, configured fallback,
     ];
     const base = {
       redis: { commandTimeoutMs: COMMAND_TIMEOUT_MS },
-      liveConfig: { pollIntervalMs: 500 },
+      // The durable copy of operator decisions in a schema of this file's own.
+      liveConfig: { pollIntervalMs: 500, controlSchema },
       tenants,
     };
     const local = await writeGatewayConfig(dir, 'local', signer, {
@@ -108,6 +111,7 @@ describe('gateways through a Redis outage: bounded answers, configured fallback,
     await Promise.all(gateways.map((g) => g.stop(5_000)));
     await redis?.kill();
     if (dir) await rm(dir, { recursive: true, force: true });
+    await dropSchema(controlSchema);
     await release?.();
   });
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentHash } from '../../src/server/persisted-queries.js';
 import { startRedisCluster, type RedisClusterProcesses } from '../support/redis-cluster.js';
 import { spawnGateway, type SpawnedGateway } from '../support/spawn-gateway.js';
+import { dropSchema, uniqueControlSchema } from '../support/control-schema.js';
 import { holdExclusive } from '../support/exclusive.js';
 import { createTestSigner, type TestSigner } from '../support/tokens.js';
 import {
@@ -46,6 +47,7 @@ describe('three gateway processes on a 3-node Redis Cluster', () => {
   const live = uniqueTenant('e2e-live');
   const shared = uniqueTenant('e2e-workers');
   const operator = uniqueTenant('e2e-ops');
+  const controlSchema = uniqueControlSchema('replicas');
   let signer: TestSigner;
   let cluster: RedisClusterProcesses;
   let dir: string;
@@ -67,7 +69,8 @@ describe('three gateway processes on a 3-node Redis Cluster', () => {
       limits: { fallback: 'refuse' },
       redis: { commandTimeoutMs: 1_000 },
       admin: { tenant: operator },
-      liveConfig: { pollIntervalMs: 500 },
+      // The durable copy of operator decisions in a schema of this file's own.
+      liveConfig: { pollIntervalMs: 500, controlSchema },
       tenants: [
         {
           id: rated,
@@ -102,6 +105,7 @@ describe('three gateway processes on a 3-node Redis Cluster', () => {
     await Promise.all(gateways.map((g) => g.stop(5_000)));
     await cluster?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+    await dropSchema(controlSchema);
     await release?.();
   });
 

@@ -66,6 +66,7 @@ describe('db:migrate and db:seed scripts', () => {
       /acme @ .*: migrated \(schema\): tables in schema "tenant_acme"/,
     );
     expect(migrated.stdout).toMatch(/globex .*RLS as role/);
+    expect(migrated.stdout).toMatch(/ok {3}control @ .*: schema "atrium_control"/);
 
     const seeded = await script('db-seed.ts', ['--customers', '20', '--max-orders', '3'], env);
     expect(seeded.stdout).toContain('3 of 3 tenants seeded');
