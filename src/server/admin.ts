@@ -225,10 +225,13 @@ export function createAdminRoute(options: AdminRouteOptions) {
       await tenantAction(req, res, id, action);
     } catch (error) {
       if (isStoreError(error)) {
-        options.logger.warn({ err: error.message }, 'admin action: store unavailable');
+        options.logger.warn(
+          { err: error.message },
+          'admin action: store or control database unavailable',
+        );
         throw new GatewayError(
           'BACKEND_UNAVAILABLE',
-          'The shared store is unavailable; retry shortly.',
+          'The shared store or the control database is unavailable; retry shortly.',
           { status: 503, headers: { 'Retry-After': '1' }, extensions: { reason: 'STORE' } },
         );
       }

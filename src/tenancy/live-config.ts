@@ -124,12 +124,20 @@ export function createLiveTenantConfig(options: LiveTenantConfigOptions): LiveTe
     return run;
   }
 
-  /** The first failure is a value (`undefined`), so one unreachable source skips to the next. */
+  /** Sources whose last read failed: logged when they start failing and when they are back. */
+  const failing = new Set<string>();
+
+  /** A failure is a value (`undefined`), so one unreachable source skips to the next. */
   async function attempt<T>(what: string, read: () => Promise<T>): Promise<T | undefined> {
     try {
-      return await read();
+      const value = await read();
+      if (failing.delete(what)) log?.info({ source: what }, 'tenant config source answers again');
+      return value;
     } catch (error) {
-      log?.warn({ err: (error as Error).message, source: what }, 'tenant config read failed');
+      if (!failing.has(what)) {
+        failing.add(what);
+        log?.warn({ err: (error as Error).message, source: what }, 'tenant config read failed');
+      }
       return undefined;
     }
   }
