@@ -38,7 +38,8 @@ import { GRAPHQL_RESPONSE_JSON, type ResponseMediaType } from './media-type.js';
  * leave the quota when their TTL ends; registering a stored document again renews it.
  *
  * Trusted documents: a tenant with `trustedDocuments: true` runs only documents an operator
- * registered (admin endpoint or CLI; stored without TTL under `trustedDocumentKey`). Clients
+ * registered (admin endpoint or CLI; kept in the durable copy when a database is configured,
+ * and in the store without TTL under `trustedDocumentKey`, rebuilt from it). Clients
  * cannot register through APQ for such a tenant. Any other document is refused with 403
  * `FORBIDDEN` (reason `DOCUMENT_NOT_TRUSTED`): the request is well formed, the tenant's policy
  * forbids it, so a 400 ("fix your request") would mislead. When the registry cannot be read
