@@ -55,7 +55,7 @@ beforeAll(async () => {
 
 describe('createApp', () => {
   it('builds a working gateway from the config alone and closes what it built on stop', async () => {
-    const app = await createApp(config());
+    const app = await createApp(config({ telemetry: { metrics: { onMainPort: 'all' } } }));
     const url = await app.listen();
     expect(app.url).toBe(url);
     try {
@@ -79,9 +79,9 @@ describe('createApp', () => {
       expect(ready.status).toBe(200);
       expect(await ready.json()).toEqual({
         status: 'ok',
-        checks: { data: 'ok', store: 'ok', keys: 'ok' },
+        checks: { data: 'ok', store: 'ok', 'tenant-config': 'ok', keys: 'ok' },
       });
-      // Metrics are on by default, served on the main port.
+      // Metrics are on by default; this config serves them on the main port.
       const metrics = await eventually(async () => {
         const text = await (await fetch(`${url}/metrics`)).text();
         expect(text).toMatch(/^atrium_graphql_requests_total\{tenant="acme",.*\} 1$/m);
@@ -110,7 +110,9 @@ describe('createApp', () => {
       const app = await createApp(config(), { store, dataSource });
       expect(app.store).toBe(store);
       expect(app.dataSource).toBe(dataSource);
-      await app.listen();
+      const url = await app.listen();
+      // By default the main port does not serve /metrics: it names tenants and operations.
+      expect((await fetch(`${url}/metrics`)).status).toBe(404);
       await app.stop();
       expect(store.status().state).toBe('ready');
       expect(dataClosed).toBe(0);
