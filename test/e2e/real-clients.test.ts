@@ -11,6 +11,7 @@ import { GraphQLClient } from 'graphql-request';
 import { type AuditResult, serverAudits } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentHash } from '../../src/server/persisted-queries.js';
+import { dropSchema, uniqueControlSchema } from '../support/control-schema.js';
 import { spawnGateway, type SpawnedGateway } from '../support/spawn-gateway.js';
 import { createTestSigner } from '../support/tokens.js';
 import { writeGatewayConfig } from '../support/traffic.js';
@@ -38,6 +39,7 @@ const EXPLAINED_WARNINGS = ['572B', 'FDE2', '7B9B'];
 const APOLLO_INTROSPECTION_REFUSAL = /introspection is not allowed by Apollo Server/;
 
 let dir: string;
+const controlSchema = uniqueControlSchema('clients');
 const gateways: Partial<Record<'development' | 'production', SpawnedGateway>> = {};
 const tokens: Record<'audit' | 'app' | 'tiny', string> = { audit: '', app: '', tiny: '' };
 
@@ -45,6 +47,8 @@ beforeAll(async () => {
   const signer = await createTestSigner();
   dir = await mkdtemp(join(tmpdir(), 'atrium-clients-'));
   const path = await writeGatewayConfig(dir, 'gateway', signer, {
+    // The durable copy of operator decisions in a schema of this file's own.
+    liveConfig: { controlSchema },
     tenants: [
       // ~80 audit requests in a burst per mode.
       {
@@ -82,6 +86,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(Object.values(gateways).map((g) => g.stop(5_000)));
   if (dir) await rm(dir, { recursive: true, force: true });
+  await dropSchema(controlSchema);
 });
 
 function endpoint(mode: 'development' | 'production'): string {
