@@ -166,6 +166,8 @@ export const BENCH_PLAN = {
     rootFields: 20,
     directives: 50,
     tokens: 5_000,
+    expandedFields: 100_000,
+    variableValues: 1_000_000,
     cost: 1_000_000,
   },
   introspection: true,

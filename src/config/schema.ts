@@ -116,12 +116,31 @@ export const dataSettingsSchema = z.discriminatedUnion('strategy', [
   }),
 ]);
 
+/**
+ * Fields a document may have once its fragments are expanded (`limits.operation.expandedFields`).
+ * The standard introspection query (`getIntrospectionQuery()`) has 220; without fragments, the
+ * token limit allows about 1,000. Fragments that spread others twice reach millions in a few
+ * hundred tokens: refused here before validation or compilation walks them.
+ */
+export const DEFAULT_MAX_EXPANDED_FIELDS = 2_000;
+
+/**
+ * Values in a request's variables, nested ones included (`limits.operation.variableValues`):
+ * graphql-js coerces each (4 µs a value on a busy 2-core machine; a 1 MB body holds ~200,000).
+ * The largest legitimate input here, `predict` with 100 rows of features, has about 600.
+ */
+export const DEFAULT_MAX_VARIABLE_VALUES = 10_000;
+
 export const operationLimitsSchema = z.object({
   depth: z.number().int().positive(),
   aliases: z.number().int().nonnegative(),
   rootFields: z.number().int().positive(),
   directives: z.number().int().nonnegative(),
   tokens: z.number().int().positive(),
+  /** Fields once fragments are expanded; default DEFAULT_MAX_EXPANDED_FIELDS. */
+  expandedFields: z.number().int().positive().default(DEFAULT_MAX_EXPANDED_FIELDS),
+  /** Values in the variables, nested ones included; default DEFAULT_MAX_VARIABLE_VALUES. */
+  variableValues: z.number().int().positive().default(DEFAULT_MAX_VARIABLE_VALUES),
   cost: z.number().int().positive(),
 });
 
@@ -152,6 +171,8 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
       rootFields: 10,
       directives: 50,
       tokens: 1_000,
+      expandedFields: DEFAULT_MAX_EXPANDED_FIELDS,
+      variableValues: DEFAULT_MAX_VARIABLE_VALUES,
       cost: 2_000,
     },
     introspection: true,
@@ -166,6 +187,8 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
       rootFields: 15,
       directives: 50,
       tokens: 1_000,
+      expandedFields: DEFAULT_MAX_EXPANDED_FIELDS,
+      variableValues: DEFAULT_MAX_VARIABLE_VALUES,
       cost: 5_000,
     },
     introspection: true,
@@ -180,6 +203,8 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
       rootFields: 20,
       directives: 50,
       tokens: 1_000,
+      expandedFields: DEFAULT_MAX_EXPANDED_FIELDS,
+      variableValues: DEFAULT_MAX_VARIABLE_VALUES,
       cost: 5_000,
     },
     introspection: true,

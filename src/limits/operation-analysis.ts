@@ -41,6 +41,26 @@ export function countTokens(source: string, max: number): number {
   return count;
 }
 
+/**
+ * Counts the values of a JSON value — itself, and every member and item at any depth — stopping
+ * at `max + 1`. Without recursion: request variables nest as deep as a body allows (JSON.parse
+ * takes a million levels). What graphql-js's variable coercion costs grows with this count.
+ */
+export function countValues(value: unknown, max: number): number {
+  let count = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0 && count <= max) {
+    const next = pending.pop();
+    count += 1;
+    if (next === null || typeof next !== 'object') continue;
+    for (const member of Array.isArray(next) ? next : Object.values(next)) {
+      if (count + pending.length > max) break;
+      pending.push(member);
+    }
+  }
+  return Math.min(count + pending.length, max + 1);
+}
+
 /** The shape of one operation: what the structural limits are checked against. */
 export interface OperationShape {
   /** Deepest field nesting outside `__schema`/`__type` subtrees (a root field is depth 1). */
@@ -55,6 +75,8 @@ export interface OperationShape {
   directives: number;
   /** Whether the operation selects `__schema` or `__type` anywhere. */
   introspection: boolean;
+  /** Fields once fragments are expanded ({@link countExpandedFields}), exact up to 2^53. */
+  expandedFields: number;
 }
 
 const INTROSPECTION_ROOTS = new Set(['__schema', '__type']);
@@ -181,7 +203,80 @@ export function analyzeOperation(
     rootFields: rootResponseKeys(operation.selectionSet, fragments),
     directives,
     introspection: stats.introspection,
+    expandedFields: countExpandedFields(document, Number.MAX_SAFE_INTEGER - 1, operation),
   };
+}
+
+/**
+ * Counts the fields of a document with every fragment spread replaced by its fragment's fields:
+ * the size that a walk of the expanded document costs (graphql-jit's compiler inlines every
+ * spread; field-merging validation compares expanded fields). A few hundred tokens of fragments
+ * that each spread the next one twice expand to millions of fields, so this runs before any
+ * such step and costs time linear in the document: each fragment is counted once and reused at
+ * every spread, and the count saturates at `max + 1` (then it stops), so it never overflows and
+ * never expands anything.
+ *
+ * With `operation`, counts that operation (what an executor runs). Without, the whole document
+ * as validation walks it: every operation, plus each fragment definition no operation spreads
+ * (validated on its own). Safe before validation: unknown fragments count nothing, and a spread
+ * that closes a fragment cycle counts nothing (validation refuses cycles).
+ */
+export function countExpandedFields(
+  document: DocumentNode,
+  max: number,
+  operation?: OperationDefinitionNode,
+): number {
+  const cap = max + 1;
+  const fragments = fragmentsOf(document);
+  const counted = new Map<string, number>();
+  const visiting = new Set<string>();
+
+  function fragment(name: string): number {
+    const known = counted.get(name);
+    if (known !== undefined) return known;
+    const definition = fragments.get(name);
+    if (!definition || visiting.has(name)) return 0;
+    visiting.add(name);
+    const count = selectionSet(definition.selectionSet);
+    visiting.delete(name);
+    counted.set(name, count);
+    return count;
+  }
+
+  function selectionSet(set: SelectionSetNode): number {
+    let count = 0;
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) {
+        count += 1 + (selection.selectionSet ? selectionSet(selection.selectionSet) : 0);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        count += selectionSet(selection.selectionSet);
+      } else {
+        count += fragment(selection.name.value);
+      }
+      if (count >= cap) return cap;
+    }
+    return count;
+  }
+
+  if (operation) return selectionSet(operation.selectionSet);
+  let total = 0;
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.OPERATION_DEFINITION) {
+      total += selectionSet(definition.selectionSet);
+    } else if (
+      definition.kind === Kind.FRAGMENT_DEFINITION &&
+      definition !== fragments.get(definition.name.value)
+    ) {
+      // A second definition of a name (validation refuses it, after walking it).
+      total += selectionSet(definition.selectionSet);
+    }
+    if (total >= cap) return cap;
+  }
+  for (const name of fragments.keys()) {
+    if (!counted.has(name)) total += fragment(name);
+    if (total >= cap) return cap;
+  }
+  return total;
 }
 
 function rootResponseKeys(

@@ -1,11 +1,13 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { DocumentNode } from 'graphql';
+import { type DocumentNode, parse } from 'graphql';
 import type { OperationLimits } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import {
   analyzeOperation,
+  countExpandedFields,
   countTokens,
+  countValues,
   type FieldCost,
   type OperationShape,
   operationCost,
@@ -46,6 +48,8 @@ const LABELS: Readonly<Record<OperationLimitName, string>> = {
   rootFields: 'root fields',
   directives: 'directives',
   tokens: 'tokens',
+  expandedFields: 'expanded fields',
+  variableValues: 'variable values',
   cost: 'estimated cost',
   introspection: 'introspection',
   introspectionDepth: 'introspection depth',
@@ -56,11 +60,28 @@ function refuse(limit: OperationLimitName, value: number, max: number): GatewayE
   const message =
     limit === 'tokens'
       ? `Operation refused: the document has more than ${max} tokens (limit ${max}).`
-      : `Operation refused: ${LABELS[limit]} ${shown} exceeds the limit of ${max}.`;
+      : limit === 'expandedFields'
+        ? `Operation refused: the document has more than ${max} fields once its fragments are expanded (limit ${max}).`
+        : limit === 'variableValues'
+          ? `Operation refused: the variables hold more than ${max} values (limit ${max}).`
+          : `Operation refused: ${LABELS[limit]} ${shown} exceeds the limit of ${max}.`;
   return new GatewayError('OPERATION_LIMIT', message, {
     request: true,
     extensions: { limit, value: shown, max },
   });
+}
+
+/**
+ * The refusal of `__schema`/`__type` (or the SDL) where the tenant's plan disallows
+ * introspection: a plan capability, like the other limits, whereas FORBIDDEN is about who the
+ * caller is.
+ */
+export function introspectionRefused(): GatewayError {
+  return new GatewayError(
+    'OPERATION_LIMIT',
+    "Operation refused: introspection is not enabled for this tenant's plan.",
+    { request: true, extensions: { limit: 'introspection' } },
+  );
 }
 
 function check(limit: OperationLimitName, value: number, max: number): void {
@@ -76,36 +97,78 @@ function checkOptions(options: OperationLimitsOptions): void {
   }
 }
 
+/** The `query` and `variables` of a request as Apollo Server will read them. */
+function requestParts(request: { method: string; search: string; body: unknown }): {
+  query: unknown;
+  variables: unknown;
+} {
+  if (request.method === 'GET') {
+    const params = new URLSearchParams(request.search);
+    let variables: unknown;
+    try {
+      variables = JSON.parse(params.get('variables') ?? 'null');
+    } catch {
+      // Apollo words it.
+    }
+    return { query: params.get('query'), variables };
+  }
+  const body = request.body;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { query: undefined, variables: undefined };
+  }
+  const { query, variables } = body as { query?: unknown; variables?: unknown };
+  return { query, variables };
+}
+
 /**
- * Refuses a request whose GraphQL document has more tokens than `maxTokens`, counting with the
- * lexer and stopping at `maxTokens + 1`, so a 1 MB document of tokens is refused before any
- * parse or validation. For the HTTP adapter, on the request as Apollo Server will receive it
- * (the `query` of a JSON body, or of the query string for GET); anything that is not a string
- * there is left for Apollo to refuse. This cannot be a plugin hook: Apollo Server turns an
- * error thrown by `didResolveSource`, `parsingDidStart` or `validationDidStart` into a 500.
+ * Refuses a request too big to go further, before Apollo Server parses, validates and executes
+ * it, by what the tenant's plan admits: more than `limits.tokens` tokens in the document
+ * (counted with the lexer, stopping at `tokens + 1`, so a 1 MB document of tokens costs a
+ * bounded lexer pass and no AST); more than `limits.expandedFields` fields once its fragments
+ * are expanded (counted on a parse that the token limit bounds, in linear time; see
+ * {@link countExpandedFields}), so fragment fan-out never reaches the super-linear steps after
+ * it (field-merging validation, graphql-jit's compiler); more than `limits.variableValues`
+ * values in its variables (variable coercion costs ~10× the JSON parse per value).
+ *
+ * For the HTTP adapter, on the request as Apollo Server will receive it (the `query` and
+ * `variables` of a JSON body, or of the query string for GET); anything of another type there,
+ * or that does not parse, is left for Apollo to refuse. This cannot be a plugin hook: Apollo
+ * Server turns an error thrown by `didResolveSource`, `parsingDidStart` or
+ * `validationDidStart` into a 500.
  */
-export function checkDocumentTokens(
+export function checkRequestSize(
   request: { method: string; search: string; body: unknown },
-  maxTokens: number,
+  limits: Pick<OperationLimits, 'tokens' | 'expandedFields' | 'variableValues'>,
 ): void {
-  const query =
-    request.method === 'GET'
-      ? new URLSearchParams(request.search).get('query')
-      : typeof request.body === 'object' && request.body !== null && !Array.isArray(request.body)
-        ? (request.body as { query?: unknown }).query
-        : undefined;
-  if (typeof query === 'string') check('tokens', countTokens(query, maxTokens), maxTokens);
+  const { query, variables } = requestParts(request);
+  if (typeof variables === 'object' && variables !== null) {
+    const max = limits.variableValues;
+    // The variables object itself is not one of its values.
+    check('variableValues', countValues(variables, max + 1) - 1, max);
+  }
+  if (typeof query !== 'string') return;
+  check('tokens', countTokens(query, limits.tokens), limits.tokens);
+  let document: DocumentNode;
+  try {
+    document = parse(query, { noLocation: true, maxTokens: limits.tokens });
+  } catch {
+    // A syntax error: Apollo words it.
+    return;
+  }
+  const { expandedFields } = limits;
+  check('expandedFields', countExpandedFields(document, expandedFields), expandedFields);
 }
 
 /**
  * Apollo Server plugin enforcing the tenant's plan limits on every operation before it runs
- * (DESIGN.md, limits/): tokens, introspection permission, depth, aliases, root fields,
- * directives, and the estimated cost with the request's variables. It runs in
- * `didResolveOperation` — after validation, on every request, because Apollo's document cache
- * is shared by the tenants of a schema variant and their plans differ. A refusal ends the
- * request: HTTP 400, code `OPERATION_LIMIT`, a message naming the limit, its value and its
- * maximum, and extensions `{ limit, value, max }`. Pair it with {@link checkDocumentTokens}
- * in the HTTP adapter, which refuses oversized documents before they are parsed.
+ * (DESIGN.md, limits/): tokens, variable values, introspection permission, expanded fields,
+ * depth, aliases, root fields, directives, and the estimated cost with the request's
+ * variables. It runs in `didResolveOperation` — after validation, on every request, because
+ * Apollo's document cache is shared by the tenants of a schema variant and their plans differ.
+ * A refusal ends the request: HTTP 400, code `OPERATION_LIMIT`, a message naming the limit,
+ * its value and its maximum, and extensions `{ limit, value, max }`. Pair it with
+ * {@link checkRequestSize} in the HTTP adapter, which refuses oversized requests before Apollo
+ * parses, validates and executes them.
  *
  * Introspection (`__schema`/`__type`) is refused with the same code when the plan disallows
  * it: it is a plan capability decided from the document alone, like the other limits, whereas
@@ -146,13 +209,9 @@ export function operationLimitsPlugin<TContext extends OperationLimitsContext>(
     const shape = shapeOf(document, operationName);
     if (!shape) return;
     const { operation: limits, introspection } = context.tenant.limits;
-    if (shape.introspection && !introspection) {
-      throw new GatewayError(
-        'OPERATION_LIMIT',
-        "Operation refused: introspection is not enabled for this tenant's plan.",
-        { request: true, extensions: { limit: 'introspection' } },
-      );
-    }
+    if (shape.introspection && !introspection) throw introspectionRefused();
+    // Already checked by checkRequestSize for HTTP requests, before validation.
+    check('expandedFields', shape.expandedFields, limits.expandedFields);
     check('depth', shape.depth, limits.depth);
     check('introspectionDepth', shape.introspectionDepth, introspectionMaxDepth);
     check('aliases', shape.aliases, limits.aliases);
@@ -165,9 +224,11 @@ export function operationLimitsPlugin<TContext extends OperationLimitsContext>(
       return {
         async didResolveOperation({ source, document, operation, request, contextValue, schema }) {
           const limits = contextValue.tenant.limits.operation;
-          // Already checked on the raw request by checkDocumentTokens; again here for sources the
-          // HTTP body did not carry (persisted queries), which are small by then.
+          // Already checked on the raw request by checkRequestSize; again here for requests that
+          // did not come through the HTTP adapter (executeOperation), which are small by then.
           check('tokens', countTokens(source ?? '', limits.tokens), limits.tokens);
+          const values = countValues(request.variables ?? {}, limits.variableValues + 1) - 1;
+          check('variableValues', values, limits.variableValues);
           checkShape(contextValue, document, request.operationName);
           if (!operation) return;
           // graphql-js 16 only notices a missing root type at execution, as an uncoded error

@@ -7,7 +7,7 @@ import type { GatewayContext } from '../graphql/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
 import type { Tenant } from '../tenancy/tenant.js';
-import { checkDocumentTokens } from '../limits/operation-limits.js';
+import { checkRequestSize } from '../limits/operation-limits.js';
 import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
 import { parseBody, readBody } from './body.js';
 import { type CorsPolicy, isPreflight } from './cors.js';
@@ -319,8 +319,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
         }
         ({ search, body, register } = resolved);
       }
-      // Before Apollo parses: an oversized document costs a bounded lexer pass, no AST.
-      checkDocumentTokens({ method, search, body }, admitted.tenant.limits.operation.tokens);
+      // Before Apollo parses, validates and executes: an oversized document costs a bounded lexer
+      // pass and no AST; fragment fan-out a bounded parse and a linear count, nothing expanded.
+      checkRequestSize({ method, search, body }, admitted.tenant.limits.operation);
       const apollo = await options.apolloFor(admitted.tenant);
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: {

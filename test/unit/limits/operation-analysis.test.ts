@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { createSchema } from '../../../src/graphql/schema.js';
 import {
   analyzeOperation,
+  countExpandedFields,
   countTokens,
+  countValues,
   operationCost,
   selectOperation,
 } from '../../../src/limits/operation-analysis.js';
@@ -46,6 +48,81 @@ describe('countTokens', () => {
   });
 });
 
+/** `{ viewer { ...F0 } }`, each of `levels` fragments spreading the next twice. */
+function fanOut(levels: number, leaf = 'subject'): string {
+  const fragments = Array.from(
+    { length: levels },
+    (_, i) => `fragment F${i} on Viewer { ${i + 1 < levels ? `...F${i + 1} ...F${i + 1}` : leaf} }`,
+  );
+  return `{ viewer { ...F0 } }\n${fragments.join('\n')}`;
+}
+
+describe('countExpandedFields', () => {
+  const count = (query: string, max = 1_000_000) => countExpandedFields(parse(query), max);
+
+  it('counts every field once per spread of its fragment, inline fragments flattened', () => {
+    expect(count('{ viewer { subject scopes } }')).toBe(3);
+    expect(
+      count(`
+        { customers { ...C ...C edges { cursor } } }
+        fragment C on CustomerConnection { edges { node { ... on Customer { id name } } } }
+      `),
+    ).toBe(1 + 2 * 4 + 2);
+    expect(count(fanOut(11))).toBe(1 + 2 ** 10);
+    expect(count(getIntrospectionQuery())).toBe(220);
+  });
+
+  it('stops at max + 1, in time linear in the document, however far the fragments fan out', () => {
+    // 2^1999 fields: a walk of the expansion would never end; the count ends at max + 1.
+    expect(count(fanOut(2_000), 5_000)).toBe(5_001);
+    expect(count(fanOut(2_000), Number.MAX_SAFE_INTEGER - 1)).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('counts the whole document as validation walks it: every operation and unspread fragments', () => {
+    const document = parse(`
+      query A { viewer { subject } }
+      query B { viewer { ...V } }
+      fragment V on Viewer { scopes tenant { id } }
+      fragment Unused on Viewer { subject subject }
+      fragment Unused on Viewer { scopes }
+    `);
+    // A: 2, B: 1 + 3, Unused: 2, its duplicate (validation refuses it after walking it): 1.
+    expect(countExpandedFields(document, 1_000)).toBe(2 + 4 + 2 + 1);
+    const b = selectOperation(document, 'B');
+    if (!b) throw new Error('no operation B');
+    expect(countExpandedFields(document, 1_000, b)).toBe(4);
+  });
+
+  it('counts unknown fragments and the spread that closes a cycle as nothing', () => {
+    expect(
+      count(`
+        { viewer { ...A ...Missing } }
+        fragment A on Viewer { subject ...B }
+        fragment B on Viewer { scopes ...A }
+      `),
+    ).toBe(3);
+  });
+});
+
+describe('countValues', () => {
+  it('counts a JSON value and everything in it, at any depth', () => {
+    expect(countValues(null, 100)).toBe(1);
+    expect(countValues({ a: 1, b: [1, 2, { c: 'x' }], d: {} }, 100)).toBe(8);
+  });
+
+  it('stops at max + 1, on values too wide or too deep to walk recursively', () => {
+    expect(
+      countValues(
+        Array.from({ length: 1_000_000 }, () => [1, 2]),
+        10_000,
+      ),
+    ).toBe(10_001);
+    const deep = JSON.parse(`${'['.repeat(1_000_000)}1${']'.repeat(1_000_000)}`) as unknown;
+    expect(countValues(deep, 10_000)).toBe(10_001);
+    expect(countValues(deep, 2_000_000)).toBe(1_000_001);
+  });
+});
+
 describe('analyzeOperation', () => {
   it('measures depth from the root field (1) through fragments and inline fragments', () => {
     expect(shape('{ viewer { subject } }').depth).toBe(2);
@@ -83,6 +160,29 @@ describe('analyzeOperation', () => {
     const s = shape(`{ viewer { ...F0 } }\n${fragments}`);
     expect(s.aliases).toBe(2 ** (levels - 1));
     expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  it('every measure (shape, expanded fields, cost) is linear in the document on deep fan-out', () => {
+    // A walk of the expansion (2^1999 fields) would never end: finishing is the proof.
+    const document = parse(fanOut(2_000, 'x: subject'));
+    const operation = selectOperation(document, undefined);
+    if (!operation) throw new Error('no operation');
+    const s = analyzeOperation(document, operation);
+    expect(s.aliases).toBe(2 ** 1_999);
+    expect(s.expandedFields).toBe(Number.MAX_SAFE_INTEGER);
+    expect(s.depth).toBe(2);
+    // 300 levels of customer → two order lists → customer: 2^300 objects.
+    const orders = parse(`
+      { customer(id: "c") { ...C0 } }
+      ${Array.from(
+        { length: 300 },
+        (_, i) =>
+          `fragment C${i} on Customer { ${i + 1 < 300 ? `orders(first: 1) { customer { ...C${i + 1} } } o: orders(first: 1) { customer { ...C${i + 1} } }` : 'id'} }`,
+      ).join('\n')}
+    `);
+    const root = selectOperation(orders, undefined);
+    if (!root) throw new Error('no operation');
+    expect(operationCost(orders, root, { schema, defaultListSize: 10 })).toBeGreaterThan(2 ** 300);
   });
 
   it('cuts fragment cycles and unknown fragments instead of looping (validation reports them)', () => {

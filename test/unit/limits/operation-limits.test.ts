@@ -1,11 +1,15 @@
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { buildSchema, getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PLANS, type PlanLimits } from '../../../src/config/schema.js';
+import {
+  DEFAULT_MAX_EXPANDED_FIELDS,
+  DEFAULT_PLANS,
+  type PlanLimits,
+} from '../../../src/config/schema.js';
 import { loadTypeDefs } from '../../../src/graphql/schema.js';
 import { GatewayError } from '../../../src/errors.js';
 import {
-  checkDocumentTokens,
+  checkRequestSize,
   operationLimitsPlugin,
   type OperationLimitsContext,
 } from '../../../src/limits/operation-limits.js';
@@ -69,8 +73,21 @@ function expectRefused(answer: Answer, limit: string, value: number | string, ma
   const error = answer.errors?.[0];
   expect(error?.extensions).toEqual({ code: 'OPERATION_LIMIT', limit, value, max });
   expect(error?.message).toContain(String(max));
-  if (limit !== 'tokens') expect(error?.message).toContain(String(value));
+  // Counts that stop at max + 1 are worded "more than max".
+  if (!['tokens', 'expandedFields', 'variableValues'].includes(limit)) {
+    expect(error?.message).toContain(String(value));
+  }
   expect(error?.message).not.toMatch(/stack|\.ts|node_modules/);
+}
+
+/** `{ viewer { ...F0 } }`, `levels` fragments each spreading the next twice: 1 + 2^(levels-1) fields. */
+function fanOut(levels: number): string {
+  const fragments = Array.from(
+    { length: levels },
+    (_, i) =>
+      `fragment F${i} on Viewer { ${i + 1 < levels ? `...F${i + 1} ...F${i + 1}` : 'subject'} }`,
+  );
+  return `{ viewer { ...F0 } } ${fragments.join(' ')}`;
 }
 
 /** A legal selection `depth` fields deep: customers → edges → node → orders → customer → … */
@@ -211,7 +228,9 @@ describe('operationLimitsPlugin: each limit refuses with 400 OPERATION_LIMIT', (
   });
 });
 
-describe('checkDocumentTokens (the HTTP adapter, before Apollo parses)', () => {
+describe('checkRequestSize (the HTTP adapter, before Apollo parses and validates)', () => {
+  const limits = DEFAULT_PLANS.pro!.operation;
+
   function refusal(run: () => void) {
     try {
       run();
@@ -225,7 +244,7 @@ describe('checkDocumentTokens (the HTTP adapter, before Apollo parses)', () => {
     const huge = `{ ${'a '.repeat(500_000)} ~~~ not even valid past the limit`;
     const started = performance.now();
     const post = refusal(() =>
-      checkDocumentTokens({ method: 'POST', search: '', body: { query: huge } }, 1_000),
+      checkRequestSize({ method: 'POST', search: '', body: { query: huge } }, limits),
     );
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(post).toBeInstanceOf(GatewayError);
@@ -236,13 +255,13 @@ describe('checkDocumentTokens (the HTTP adapter, before Apollo parses)', () => {
     });
     expect((post?.extensions.http as { status: number }).status).toBe(400);
     const get = refusal(() =>
-      checkDocumentTokens(
+      checkRequestSize(
         {
           method: 'GET',
           search: `?query=${encodeURIComponent(huge.slice(0, 10_000))}`,
           body: undefined,
         },
-        1_000,
+        limits,
       ),
     );
     expect(get?.extensions).toMatchObject({ code: 'OPERATION_LIMIT', limit: 'tokens' });
@@ -258,12 +277,133 @@ describe('checkDocumentTokens (the HTTP adapter, before Apollo parses)', () => {
       null,
     ]) {
       expect(
-        refusal(() => checkDocumentTokens({ method: 'POST', search: '', body }, 1_000)),
+        refusal(() => checkRequestSize({ method: 'POST', search: '', body }, limits)),
       ).toBeUndefined();
     }
     expect(
-      refusal(() => checkDocumentTokens({ method: 'GET', search: '', body: undefined }, 1_000)),
+      refusal(() => checkRequestSize({ method: 'GET', search: '', body: undefined }, limits)),
     ).toBeUndefined();
+  });
+
+  it('refuses fragment fan-out by its expanded size, counted without expanding it', () => {
+    // 270 tokens that expand to 2^25 fields: inside the token limit, far past the field limit.
+    const post = refusal(() =>
+      checkRequestSize({ method: 'POST', search: '', body: { query: fanOut(26) } }, limits),
+    );
+    expect(post?.extensions).toMatchObject({
+      code: 'OPERATION_LIMIT',
+      limit: 'expandedFields',
+      value: DEFAULT_MAX_EXPANDED_FIELDS + 1,
+      max: DEFAULT_MAX_EXPANDED_FIELDS,
+    });
+    expect(post?.message).toBe(
+      `Operation refused: the document has more than ${DEFAULT_MAX_EXPANDED_FIELDS} fields once its fragments are expanded (limit ${DEFAULT_MAX_EXPANDED_FIELDS}).`,
+    );
+    expect((post?.extensions.http as { status: number }).status).toBe(400);
+    // Also in fragments no operation spreads (validation walks them too) and in GET requests.
+    const unused = `{ viewer { subject } } ${fanOut(26).replace('{ viewer { ...F0 } }', '')}`;
+    expect(
+      refusal(() =>
+        checkRequestSize(
+          { method: 'GET', search: `?query=${encodeURIComponent(unused)}`, body: undefined },
+          limits,
+        ),
+      )?.extensions,
+    ).toMatchObject({ limit: 'expandedFields' });
+  });
+
+  it('lets the standard introspection query and documents at the field limit through', () => {
+    for (const query of [
+      getIntrospectionQuery(),
+      getIntrospectionQuery({
+        descriptions: true,
+        specifiedByUrl: true,
+        directiveIsRepeatable: true,
+        schemaDescription: true,
+        inputValueDeprecation: true,
+        oneOf: true,
+      }),
+      // 11 levels: 1 + 2^10 = 1,025 fields.
+      fanOut(11),
+    ]) {
+      expect(
+        refusal(() => checkRequestSize({ method: 'POST', search: '', body: { query } }, limits)),
+      ).toBeUndefined();
+    }
+    expect(
+      refusal(() =>
+        checkRequestSize(
+          { method: 'POST', search: '', body: { query: fanOut(11) } },
+          { ...limits, expandedFields: 1_024 },
+        ),
+      )?.extensions,
+      // The count stops at max + 1.
+    ).toMatchObject({ limit: 'expandedFields', value: 1_025, max: 1_024 });
+  });
+
+  it('refuses variables holding more values than the plan admits, before any coercion', () => {
+    const body = (rows: number) => ({
+      query: 'query($rows: [[Float!]!]!) { predict(model: "churn", inputs: $rows) { score } }',
+      variables: { rows: Array.from({ length: rows }, () => [1, 2, 3, 4]) },
+    });
+    // rows (1) + 2,000 × (a row and its 4 numbers) = 10,001 values.
+    const refused = refusal(() =>
+      checkRequestSize({ method: 'POST', search: '', body: body(2_000) }, limits),
+    );
+    expect(refused?.extensions).toMatchObject({
+      code: 'OPERATION_LIMIT',
+      limit: 'variableValues',
+      value: 10_001,
+      max: 10_000,
+    });
+    expect(refused?.message).toBe(
+      'Operation refused: the variables hold more than 10000 values (limit 10000).',
+    );
+    expect(
+      refusal(() => checkRequestSize({ method: 'POST', search: '', body: body(1_999) }, limits)),
+    ).toBeUndefined();
+    const get = `?query=${encodeURIComponent('{ viewer { subject } }')}&variables=${encodeURIComponent(JSON.stringify({ v: Array.from({ length: 40 }, () => 1) }))}`;
+    expect(
+      refusal(() =>
+        checkRequestSize(
+          { method: 'GET', search: get, body: undefined },
+          { ...limits, variableValues: 40 },
+        ),
+      )?.extensions,
+    ).toMatchObject({ limit: 'variableValues', value: 41 });
+  });
+
+  it('leaves a document that does not parse to Apollo', () => {
+    expect(
+      refusal(() =>
+        checkRequestSize({ method: 'POST', search: '', body: { query: '{ viewer { ' } }, limits),
+      ),
+    ).toBeUndefined();
+  });
+});
+
+describe('operationLimitsPlugin: expanded fields and variable values', () => {
+  it("refuses an operation past the plan's expanded-field limit that reached Apollo directly", async () => {
+    const small = tenant('pro', {
+      operation: { ...DEFAULT_PLANS.pro!.operation, expandedFields: 100 },
+    });
+    expect(limitErrors(await send(small, fanOut(7)))).toEqual([]);
+    // viewer + 2^7 subjects: the plugin counts exactly (it saturates only at 2^53).
+    expectRefused(await send(small, fanOut(8)), 'expandedFields', 129, 100);
+  });
+
+  it('refuses variables past the plan’s value limit that reached Apollo directly', async () => {
+    const few = tenant('pro', {
+      operation: { ...DEFAULT_PLANS.pro!.operation, variableValues: 10 },
+    });
+    const query = 'query($rows: [[Float!]!]!) { predict(model: "churn", inputs: $rows) { score } }';
+    expect(limitErrors(await send(few, query, { rows: [[1, 2, 3, 4, 5, 6, 7, 8]] }))).toEqual([]);
+    expectRefused(
+      await send(few, query, { rows: [[1, 2, 3, 4, 5, 6, 7, 8, 9]] }),
+      'variableValues',
+      11,
+      10,
+    );
   });
 });
 
