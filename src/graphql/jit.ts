@@ -10,14 +10,40 @@ import {
 } from 'graphql';
 import { compileQuery, type CompiledQuery, isCompiledQuery } from 'graphql-jit';
 import { LRUCache } from 'lru-cache';
+import { analyzeOperation } from '../limits/operation-analysis.js';
 
 /** Apollo Server's gateway interface (the one seam AS5 leaves for a custom executor). */
 export type JitGateway = ApolloServerOptionsWithGateway<BaseContext>['gateway'];
 
 export const DEFAULT_COMPILE_AFTER_USES = 2;
 
-/** Compiled operations kept per schema; an operation compiles in well under a millisecond. */
+/** Compiled operations kept per schema. */
 export const DEFAULT_MAX_COMPILED_OPERATIONS = 1_000;
+
+/**
+ * Expanded fields (fragments inlined) of the largest operation compiled. graphql-jit compiles on
+ * the event loop at 50–200 µs per expanded field (the standard introspection query: 220 fields,
+ * 40 ms), and its compiler walks the expansion without sharing repeated fragments (26 levels of
+ * fan-out: 32 s); so compiling stays under ~20 ms, and larger operations run on graphql-js.
+ */
+export const DEFAULT_JIT_MAX_COMPILE_FIELDS = 100;
+
+/**
+ * Why an operation runs as it does: `compiled` by graphql-jit, or on graphql-js because of its
+ * size, because it introspects (nothing to gain), because it uses directives (graphql-jit orders
+ * the keys of an object by a field's first mention even where `@skip`/`@include` drops that
+ * mention, graphql-js by the fields it collects), because graphql-jit's compiler failed, or
+ * because graphql-jit refused variables graphql-js accepted (`variables`: its coercion ignores
+ * the default of a non-null input field, e.g. `itemCount: Int! = 1`).
+ */
+export type JitPlanReason =
+  'compiled' | 'expanded-size' | 'introspection' | 'directives' | 'compiler-error' | 'variables';
+
+export interface JitPlanEvent {
+  operationName: string | undefined;
+  compiled: boolean;
+  reason: JitPlanReason;
+}
 
 export interface JitGatewayOptions {
   /** Compiled operations kept (least recently used dropped); default 1,000. */
@@ -27,9 +53,10 @@ export interface JitGatewayOptions {
    * one-off documents never pay for a compile.
    */
   compileAfterUses?: number | undefined;
-  /** Told when an operation is compiled, or cannot be and runs on graphql-js instead. */
-  onCompile?:
-    ((event: { operationName: string | undefined; compiled: boolean }) => void) | undefined;
+  /** Largest operation compiled, in expanded fields; default DEFAULT_JIT_MAX_COMPILE_FIELDS. */
+  maxCompileFields?: number | undefined;
+  /** Told when an operation is compiled, or runs on graphql-js instead (and why). */
+  onCompile?: ((event: JitPlanEvent) => void) | undefined;
 }
 
 /** What the cache holds for one operation: its compiled form, or "graphql-js" if it has none. */
@@ -82,18 +109,26 @@ function variableErrors(
  * (Apollo's cache-control hints and field-level tracing).
  *
  * Each operation is compiled once (keyed by Apollo's query hash and the operation name) into
- * JavaScript that resolves and serialises its fields without graphql-js's generic walk. An
- * operation graphql-jit cannot compile runs on graphql-js, so the answer never depends on it.
+ * JavaScript that resolves and serialises its fields without graphql-js's generic walk — only
+ * an operation graphql-jit answers exactly as graphql-js does, and whose compile is bounded:
+ * at most `maxCompileFields` expanded fields (measured in linear time first), no introspection,
+ * no directives ({@link JitPlanReason}). Everything else runs on graphql-js, as does an
+ * operation whose variables graphql-jit's coercion refuses after graphql-js accepted them, so
+ * the answer never depends on the engine (test/security/graphql-fuzz.test.ts compares both).
  */
 export function createJitGateway(
   schema: GraphQLSchema,
   options: JitGatewayOptions = {},
 ): JitGateway {
   const max = options.maxCompiledOperations ?? DEFAULT_MAX_COMPILED_OPERATIONS;
-  if (!Number.isInteger(max) || max < 1) {
-    throw new TypeError(
-      `createJitGateway: maxCompiledOperations must be an integer ≥ 1, got ${max}`,
-    );
+  const maxCompileFields = options.maxCompileFields ?? DEFAULT_JIT_MAX_COMPILE_FIELDS;
+  for (const [name, value] of [
+    ['maxCompiledOperations', max],
+    ['maxCompileFields', maxCompileFields],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new TypeError(`createJitGateway: ${name} must be an integer ≥ 1, got ${value}`);
+    }
   }
   const plans = new LRUCache<string, Plan>({ max });
   // Compiling costs several times a graphql-js execution, so a flood of one-off documents
@@ -102,13 +137,29 @@ export function createJitGateway(
   const compileAfterUses = options.compileAfterUses ?? DEFAULT_COMPILE_AFTER_USES;
   const uses = new LRUCache<string, number>({ max: max * 4 });
 
-  function planFor(
-    queryHash: string,
+  /** Why graphql-jit must not compile this operation, if it must not. */
+  function unfit(
     document: DocumentNode,
+    operation: OperationDefinitionNode,
+  ): JitPlanReason | undefined {
+    const shape = analyzeOperation(document, operation);
+    if (shape.expandedFields > maxCompileFields) return 'expanded-size';
+    if (shape.introspection) return 'introspection';
+    if (shape.directives > 0) return 'directives';
+    return undefined;
+  }
+
+  function settle(
+    key: string,
     operationName: string | undefined,
-  ): Plan {
-    // The NUL cannot occur in a hash, so no two (hash, name) pairs share a key.
-    const key = `${queryHash}\u0000${operationName ?? ''}`;
+    plan: Plan,
+    reason: JitPlanReason,
+  ) {
+    plans.set(key, plan);
+    options.onCompile?.({ operationName, compiled: plan !== 'graphql-js', reason });
+  }
+
+  function planFor(key: string, document: DocumentNode, operation: OperationDefinitionNode): Plan {
     let plan = plans.get(key);
     if (plan === undefined) {
       const used = (uses.get(key) ?? 0) + 1;
@@ -117,6 +168,13 @@ export function createJitGateway(
         return 'graphql-js';
       }
       uses.delete(key);
+      const operationName = operation.name?.value;
+      // Measured before compiling, in linear time: the compiler's own walk is what must not run.
+      const reason = unfit(document, operation);
+      if (reason) {
+        settle(key, operationName, 'graphql-js', reason);
+        return 'graphql-js';
+      }
       let compiled: CompiledQuery | ExecutionResult | undefined;
       try {
         compiled = compileQuery(schema, document, operationName);
@@ -125,8 +183,7 @@ export function createJitGateway(
         compiled = undefined;
       }
       plan = compiled && isCompiledQuery(compiled) ? compiled : 'graphql-js';
-      plans.set(key, plan);
-      options.onCompile?.({ operationName, compiled: plan !== 'graphql-js' });
+      settle(key, operationName, plan, plan === 'graphql-js' ? 'compiler-error' : 'compiled');
     }
     return plan;
   }
@@ -141,24 +198,32 @@ export function createJitGateway(
       return {
         async executor(request): Promise<ExecutionResult> {
           const variables = request.request.variables ?? {};
-          // Apollo calls the executor even when the document has no operation by the name the
-          // client gave (e.g. ""); graphql-js then words the error Apollo expects to see.
-          const operation = request.operation as OperationDefinitionNode | undefined;
-          const plan = operation
-            ? planFor(request.queryHash, request.document, operation.name?.value)
-            : 'graphql-js';
-          if (plan === 'graphql-js' || !operation) {
-            return execute({
+          const graphqlJs = () =>
+            execute({
               schema,
               document: request.document,
               contextValue: request.context,
               variableValues: variables,
               operationName: request.request.operationName,
             });
-          }
+          // Apollo calls the executor even when the document has no operation by the name the
+          // client gave (e.g. ""); graphql-js then words the error Apollo expects to see.
+          const operation = request.operation as OperationDefinitionNode | undefined;
+          if (!operation) return graphqlJs();
+          // The NUL cannot occur in a hash, so no two (hash, name) pairs share a key.
+          const key = `${request.queryHash}\u0000${operation.name?.value ?? ''}`;
+          const plan = planFor(key, request.document, operation);
+          if (plan === 'graphql-js') return graphqlJs();
           const errors = variableErrors(schema, operation, variables);
           if (errors) return { errors };
-          return normalized(await plan.query(undefined, request.context, variables));
+          const result = await plan.query(undefined, request.context, variables);
+          // Only graphql-jit's own variable coercion answers without `data` (before any resolver
+          // runs): it refused what graphql-js accepted, so graphql-js answers, from now on.
+          if (result.data === undefined) {
+            settle(key, operation.name?.value, 'graphql-js', 'variables');
+            return graphqlJs();
+          }
+          return normalized(result);
         },
       };
     },

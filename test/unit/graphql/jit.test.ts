@@ -3,7 +3,7 @@ import { GraphQLScalarType, Kind } from 'graphql';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../../src/errors.js';
-import { createJitGateway } from '../../../src/graphql/jit.js';
+import { createJitGateway, type JitPlanEvent } from '../../../src/graphql/jit.js';
 import { formatError } from '../../../src/server/format-error.js';
 
 interface Context {
@@ -48,6 +48,18 @@ const typeDefs = /* GraphQL */ `
     unexpected: String
     broken: String!
     brokenList: [Customer!]
+    echo(input: OrderInput!, count: Int! = 2): String!
+  }
+  input OrderInput {
+    customerId: ID!
+    itemCount: Int! = 1
+    rush: Boolean! = false
+    note: String = "none"
+    lines: [LineInput!]
+  }
+  input LineInput {
+    sku: String!
+    quantity: Int! = 1
   }
 `;
 
@@ -99,6 +111,7 @@ function schema() {
         },
         broken: () => null,
         brokenList: () => [customers[0], null],
+        echo: (_p, args: Record<string, unknown>) => JSON.stringify(args),
       },
       Customer: {
         orders: (c: { id: string }, { first }: { first: number }) => orders(c.id, first),
@@ -122,7 +135,7 @@ const common = {
 };
 let reference: ApolloServer<Context>;
 let jit: ApolloServer<Context>;
-const compiles: { operationName: string | undefined; compiled: boolean }[] = [];
+const compiles: JitPlanEvent[] = [];
 
 beforeAll(async () => {
   const s = schema();
@@ -159,7 +172,8 @@ async function both(query: string, variables?: Record<string, unknown>, operatio
   return { expected: await run(reference), actual: await run(jit) };
 }
 
-const CASES: [string, string, Record<string, unknown>?, string?][] = [
+/** Name, query, variables, operation name, how it runs (default: compiled). */
+const CASES: [string, string, Record<string, unknown>?, string?, JitPlanEvent['reason']?][] = [
   ['the viewer with its tenant from the context', '{ viewer { tenant scopes } }'],
   [
     'variables, defaults, enums, custom scalars, nested lists',
@@ -175,6 +189,9 @@ const CASES: [string, string, Record<string, unknown>?, string?][] = [
     }
     fragment Basic on Customer { id segment }`,
     { full: true },
+    undefined,
+    // graphql-jit keys `name` by its first mention even when @skip drops it: not compiled.
+    'directives',
   ],
   [
     'interfaces, unions and __typename',
@@ -210,20 +227,25 @@ const CASES: [string, string, Record<string, unknown>?, string?][] = [
   [
     'introspection',
     '{ __schema { queryType { name } } __type(name: "Customer") { fields { name } } }',
+    undefined,
+    undefined,
+    'introspection',
   ],
 ];
 
 describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
   it.each(CASES)(
     'answers exactly as graphql-js: %s',
-    async (_name, query, variables, operationName) => {
+    async (_name, query, variables, operationName, reason = 'compiled') => {
       compiles.length = 0;
       const { expected, actual } = await both(query, variables, operationName);
       expect(actual).toEqual(expected);
-      // Compiled by graphql-jit, not answered by the graphql-js fallback; an operation Apollo
-      // could not resolve is never compiled (graphql-js words that refusal).
+      // Compiled by graphql-jit unless it is unfit; an operation Apollo could not resolve is
+      // never planned (graphql-js words that refusal).
       const resolved = expected.result.data !== undefined;
-      expect(compiles).toEqual(resolved ? [{ operationName, compiled: true }] : []);
+      expect(compiles).toEqual(
+        resolved ? [{ operationName, compiled: reason === 'compiled', reason }] : [],
+      );
     },
   );
 
@@ -257,11 +279,11 @@ describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
       const { actual } = await both(query);
       expect(actual.result.data).toEqual({ customer: { id: 'c1' } });
     }
-    expect(compiles).toEqual([{ operationName: 'Once', compiled: true }]);
+    expect(compiles).toEqual([{ operationName: 'Once', compiled: true, reason: 'compiled' }]);
   });
 
   it('by default compiles an operation on its second use, never a one-off document', async () => {
-    const events: { compiled: boolean }[] = [];
+    const events: JitPlanEvent[] = [];
     const s = schema();
     const lazy = new ApolloServer<Context>({
       ...common,
@@ -278,10 +300,61 @@ describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
       expect(events).toEqual([]);
       await ask();
       await ask();
-      expect(events).toEqual([{ operationName: 'Twice', compiled: true }]);
+      expect(events).toEqual([{ operationName: 'Twice', compiled: true, reason: 'compiled' }]);
     } finally {
       await lazy.stop();
     }
+  });
+
+  it('answers like graphql-js where its own coercion drops non-null input defaults', async () => {
+    // graphql-jit's variable coercion applies a default only to a nullable input: an omitted
+    // `itemCount: Int! = 1` (or `$count: Int! = 2`) is "required but not provided" to it.
+    const query =
+      'query Echo($i: OrderInput!, $count: Int! = 2) { echo(input: $i, count: $count) }';
+    const variables = { i: { customerId: 'c1', lines: [{ sku: 'a' }, { sku: 'b', quantity: 3 }] } };
+    compiles.length = 0;
+    for (let run = 0; run < 2; run += 1) {
+      const { expected, actual } = await both(query, variables);
+      expect(expected.result.data).toEqual({
+        echo: JSON.stringify({
+          input: {
+            customerId: 'c1',
+            itemCount: 1,
+            rush: false,
+            note: 'none',
+            lines: [
+              { sku: 'a', quantity: 1 },
+              { sku: 'b', quantity: 3 },
+            ],
+          },
+          count: 2,
+        }),
+      });
+      expect(actual).toEqual(expected);
+    }
+    // Compiled, refused by graphql-jit's coercion once, on graphql-js from then on.
+    expect(compiles.map((e) => e.reason)).toEqual(['compiled', 'variables']);
+  });
+
+  it('never compiles an operation past maxCompileFields, however far its fragments fan out', async () => {
+    // 26 levels of fragments that spread the next twice: 2^25 fields once expanded. graphql-jit
+    // took 32 s to compile this on the event loop; it is measured (linearly) and not compiled.
+    const levels = 26;
+    const fragments = Array.from(
+      { length: levels },
+      (_, i) =>
+        `fragment F${i} on Viewer { ${i + 1 < levels ? `...F${i + 1} ...F${i + 1}` : 'tenant'} }`,
+    ).join(' ');
+    compiles.length = 0;
+    const { expected, actual } = await both(`query Fan { viewer { ...F0 } } ${fragments}`);
+    expect(actual).toEqual(expected);
+    expect(expected.result.data).toEqual({ viewer: { tenant: 'acme' } });
+    expect(compiles).toEqual([{ operationName: 'Fan', compiled: false, reason: 'expanded-size' }]);
+    // At the bound it compiles: 1 + 99 fields.
+    const wide = `query Wide { viewer { ${Array.from({ length: 99 }, (_, i) => `t${i}: tenant`).join(' ')} } }`;
+    const { actual: wideActual } = await both(wide);
+    expect(wideActual.result.errors).toBeUndefined();
+    expect(compiles.at(-1)).toEqual({ operationName: 'Wide', compiled: true, reason: 'compiled' });
   });
 
   it('runs resolvers with the request context', async () => {
@@ -289,7 +362,10 @@ describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
     expect(actual.calls).toEqual(['customer:c1', 'customer:c2']);
   });
 
-  it('refuses a bad cache size at once', () => {
+  it('refuses bad sizes at once', () => {
     expect(() => createJitGateway(schema(), { maxCompiledOperations: 0 })).toThrow(TypeError);
+    expect(() => createJitGateway(schema(), { maxCompileFields: 1.5 })).toThrow(
+      /maxCompileFields must be an integer ≥ 1, got 1.5/,
+    );
   });
 });
