@@ -28,7 +28,7 @@ import { createRateLimiter } from './limits/rate-limit.js';
 import type { PredictionLoadersOptions, PredictionService } from './loaders/prediction-loaders.js';
 import { createAdminRoute } from './server/admin.js';
 import { createCorsPolicy } from './server/cors.js';
-import { createGateway, type Gateway } from './server/gateway.js';
+import { createGateway, type Gateway, type GatewayOptions } from './server/gateway.js';
 import { isLoopbackRequest } from './server/loopback.js';
 import type { Probe } from './server/http-handler.js';
 import { createObservability, type Observability } from './server/observability.js';
@@ -92,6 +92,10 @@ export interface AppOptions {
   persistedQueries?: PersistedQueries | undefined;
   /** Extra HTTP routes; they win over the app's own (playground, metrics, admin). */
   routes?: Readonly<Record<string, AppRoute>> | undefined;
+  /** Extra Apollo plugins, after the app's own (observability, operation limits). */
+  plugins?: GatewayOptions['plugins'];
+  /** graphql-jit's settings, when `server.executor` is `graphql-jit` (see src/graphql/jit.ts). */
+  jit?: GatewayOptions['jit'];
   /** The dev key pair: in demo mode the playground offers a token per tenant signed with it. */
   devKeys?: DevKeys | undefined;
   /**
@@ -466,6 +470,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       cors: createCorsPolicy({ ...config.server.cors, tenants: registry }),
       production: config.production,
       executor: config.server.executor,
+      jit: options.jit,
       drainTimeoutMs: config.server.drainTimeoutMs,
       requestDeadlineMs: config.server.requestDeadlineMs,
       bodyLimitBytes: config.server.bodyLimitBytes,
@@ -475,7 +480,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       registry,
       admission: observability.instrumentAdmission(admission),
       observer: observability.observer,
-      plugins: [observability.plugin, operationLimitsPlugin()],
+      plugins: [observability.plugin, operationLimitsPlugin(), ...(options.plugins ?? [])],
       onPredictionCacheLookup: observability.onPredictionCacheLookup,
       dataSource,
       predictor,

@@ -15,6 +15,23 @@ const PROTOCOL_CODES = new Set(['PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NO
 
 export const MASKED_MESSAGE = 'Internal server error';
 
+/** Apollo Server's own client messages that name it, in the gateway's words. */
+const REWORDED: ReadonlyMap<string, string> = new Map([
+  ['Apollo Server supports only GET/POST requests.', 'Only GET and POST requests are supported.'],
+]);
+
+/** graphql-js's suggestion at the end of a message (the pattern Apollo Server also strips). */
+const SUGGESTION = / ?Did you mean(.+?)\?$/;
+
+export interface FormatErrorOptions {
+  /**
+   * Drop graphql-js's "Did you mean …?" suggestions (NODE_ENV=production), from every message:
+   * validation, variable coercion, enum values and input fields, under either executor. They
+   * name schema members a client did not ask about.
+   */
+  hideSuggestions?: boolean | undefined;
+}
+
 /**
  * Every error a client sees carries a code from the one union (plus the APQ protocol codes).
  * GatewayErrors keep their safe message; graphql-js and Apollo client errors keep theirs under
@@ -24,14 +41,13 @@ export const MASKED_MESSAGE = 'Internal server error';
 export function formatError(
   formatted: GraphQLFormattedError,
   error: unknown,
+  options: FormatErrorOptions = {},
 ): GraphQLFormattedError {
   try {
     const original = unwrapResolverError(error);
-    const base = {
-      message: formatted.message,
-      locations: formatted.locations,
-      path: formatted.path,
-    };
+    let message = REWORDED.get(formatted.message) ?? formatted.message;
+    if (options.hideSuggestions) message = message.replace(SUGGESTION, '');
+    const base = { message, locations: formatted.locations, path: formatted.path };
     if (isGatewayError(original)) {
       const { http: _http, ...extensions } = original.extensions as Record<string, unknown>;
       return { ...base, message: original.message, extensions };
@@ -54,4 +70,12 @@ export function formatError(
   } catch {
     return { message: MASKED_MESSAGE, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
   }
+}
+
+/** The code of a GraphQL or gateway error as the client sees it (the mapping of responses). */
+export function clientCode(error: unknown): string {
+  const extensions = (error as { extensions?: Record<string, unknown> } | null)?.extensions;
+  const message = error instanceof Error ? error.message : '';
+  const code = formatError({ message, extensions }, error).extensions?.code;
+  return typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR';
 }

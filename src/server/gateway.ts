@@ -5,11 +5,11 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import type { GraphQLSchema } from 'graphql';
 import { DEFAULT_EXECUTOR } from '../config/schema.js';
 import type { GatewayContext } from '../graphql/context.js';
-import { createJitGateway } from '../graphql/jit.js';
+import { createJitGateway, type JitGatewayOptions } from '../graphql/jit.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { withTimeout } from '../util/timeout.js';
-import { formatError } from './format-error.js';
+import { clientCode, formatError } from './format-error.js';
 import { createHttpHandler, type HttpHandlerOptions } from './http-handler.js';
 import { createSchemaSdlRoute } from './schema-sdl.js';
 
@@ -23,10 +23,12 @@ export interface GatewayOptions extends Omit<HttpHandlerOptions, 'apolloFor'> {
   schemaFor?: ((tenant: Tenant) => GraphQLSchema) | undefined;
   /** Extra Apollo plugins (operation limits, persisted queries, metrics). */
   plugins?: readonly ApolloServerPlugin<GatewayContext>[] | undefined;
-  /** NODE_ENV=production: no field suggestions in validation errors. */
+  /** NODE_ENV=production: no "Did you mean …?" suggestions in any error a client sees. */
   production: boolean;
-  /** What executes operations; default DEFAULT_EXECUTOR (`graphql-jit`: each operation compiled). */
+  /** What executes operations; default DEFAULT_EXECUTOR (`graphql-js`). */
   executor?: 'graphql-js' | 'graphql-jit' | undefined;
+  /** graphql-jit settings (compile threshold, cache size); only with `executor: 'graphql-jit'`. */
+  jit?: JitGatewayOptions | undefined;
   /** How long a stop waits for in-flight requests before closing connections. */
   drainTimeoutMs: number;
   /** Closed after the HTTP server has drained (pools, Redis, child processes). */
@@ -61,21 +63,32 @@ function apolloLogger(logger: Logger) {
  */
 const CSRF_SAFE_HEADERS = ['authorization', 'x-apollo-operation-name', 'apollo-require-preflight'];
 
-/** Logs resolver errors that are not ours (bugs), with the request's logger. */
-const logUnexpectedErrors: ApolloServerPlugin<GatewayContext> = {
-  async requestDidStart() {
-    return {
-      async didEncounterErrors({ errors, contextValue }) {
-        for (const error of errors) {
-          const original = error.originalError;
-          if (original && !('extensions' in original)) {
-            contextValue.log?.error({ err: original, path: error.path }, 'resolver error');
+/**
+ * Logs, at error level with the request id, every error of a request that the client sees
+ * masked as INTERNAL_SERVER_ERROR: a resolver's uncoded throw, a null in a non-null field (an
+ * error with no `originalError`), an uncoded GraphQLError, an executor's own error. The client
+ * sees only "Internal server error"; this line is how an operator finds out what it was.
+ */
+function logUnexpectedErrors(logger: Logger): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didEncounterErrors({ errors, contextValue, operationName }) {
+          for (const error of errors) {
+            if (clientCode(error) !== 'INTERNAL_SERVER_ERROR') continue;
+            // The request's logger carries its id and tenant; a failure before the context
+            // exists has neither.
+            const log = contextValue.log ?? logger.child({ requestId: contextValue.requestId });
+            log.error(
+              { err: error.originalError ?? error, path: error.path, operationName },
+              'unexpected error in a GraphQL request',
+            );
           }
-        }
-      },
-    };
-  },
-};
+        },
+      };
+    },
+  };
+}
 
 /** The coded body of an answer Node's HTTP layer gives without our handler. */
 function protocolErrorBody(reason: string): string {
@@ -103,6 +116,63 @@ function clientErrorResponse(code: string | undefined): string {
   return rawErrorResponse(400, 'Bad Request');
 }
 
+/** What one Apollo Server of the gateway is built from (see {@link createApolloServer}). */
+export type ApolloServerSettings = Pick<
+  GatewayOptions,
+  'production' | 'executor' | 'jit' | 'plugins' | 'logger'
+>;
+
+/**
+ * The Apollo Server the gateway runs for one schema variant (not started): the executor, error
+ * formatting, introspection left to the plan, and the gateway's own plugins. Exported so tests
+ * can run documents through exactly this pipeline (e.g. both executors side by side).
+ */
+export function createApolloServer(
+  schema: GraphQLSchema,
+  options: ApolloServerSettings,
+): ApolloServer<GatewayContext> {
+  return new ApolloServer<GatewayContext>({
+    // graphql-jit plugs in through Apollo's gateway seam (AS5 has no executor option).
+    ...((options.executor ?? DEFAULT_EXECUTOR) === 'graphql-jit'
+      ? {
+          gateway: createJitGateway(schema, {
+            ...options.jit,
+            onCompile:
+              options.jit?.onCompile ??
+              ((event) => options.logger.debug(event, 'graphql-jit plan')),
+          }),
+        }
+      : { schema }),
+    // The plan decides (operationLimitsPlugin refuses `__schema`/`__type` with
+    // OPERATION_LIMIT where it disallows them); Apollo's own default would refuse them for
+    // everyone under NODE_ENV=production.
+    introspection: true,
+    // In production no suggestion reaches a client: the formatter drops them from every message
+    // (variable coercion runs inside execution, where no option reaches); validation does not
+    // compute them at all.
+    formatError: (formatted, error) =>
+      formatError(formatted, error, { hideSuggestions: options.production }),
+    validationOptions: { hideSuggestions: options.production },
+    includeStacktraceInErrorResponses: false,
+    hideSchemaDetailsFromClientErrors: options.production,
+    allowBatchedHttpRequests: false,
+    // APQ runs in the HTTP path, per tenant (server/persisted-queries.ts): Apollo's cache
+    // has no tenant in its keys.
+    persistedQueries: false,
+    csrfPrevention: { requestHeaders: CSRF_SAFE_HEADERS },
+    // The gateway drains on SIGTERM itself (stop()). Apollo's own handlers (on by default
+    // outside NODE_ENV=test) would stop this server mid-drain, failing in-flight requests
+    // with 500s, and then re-raise the signal, which main.ts takes as a second one.
+    stopOnTerminationSignals: false,
+    logger: apolloLogger(options.logger),
+    plugins: [
+      ApolloServerPluginLandingPageDisabled(),
+      logUnexpectedErrors(options.logger),
+      ...(options.plugins ?? []),
+    ],
+  });
+}
+
 export function createGateway(options: GatewayOptions): Gateway {
   const httpServer = createServer({
     requestTimeout: 30_000,
@@ -116,30 +186,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const schema = schemaFor(tenant);
     let server = servers.get(schema);
     if (!server) {
-      const apollo = new ApolloServer<GatewayContext>({
-        // graphql-jit plugs in through Apollo's gateway seam (AS5 has no executor option).
-        ...((options.executor ?? DEFAULT_EXECUTOR) === 'graphql-jit'
-          ? { gateway: createJitGateway(schema) }
-          : { schema }),
-        formatError,
-        includeStacktraceInErrorResponses: false,
-        hideSchemaDetailsFromClientErrors: options.production,
-        allowBatchedHttpRequests: false,
-        // APQ runs in the HTTP path, per tenant (server/persisted-queries.ts): Apollo's cache
-        // has no tenant in its keys.
-        persistedQueries: false,
-        csrfPrevention: { requestHeaders: CSRF_SAFE_HEADERS },
-        // The gateway drains on SIGTERM itself (stop()). Apollo's own handlers (on by default
-        // outside NODE_ENV=test) would stop this server mid-drain, failing in-flight requests
-        // with 500s, and then re-raise the signal, which main.ts takes as a second one.
-        stopOnTerminationSignals: false,
-        logger: apolloLogger(options.logger),
-        plugins: [
-          ApolloServerPluginLandingPageDisabled(),
-          logUnexpectedErrors,
-          ...(options.plugins ?? []),
-        ],
-      });
+      const apollo = createApolloServer(schema, options);
       server = apollo.start().then(() => apollo);
       // A failed start is not cached: the next request tries again.
       server.catch(() => servers.delete(schema));

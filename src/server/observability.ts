@@ -19,7 +19,7 @@ import { type Logger, REQUEST_LOG_MESSAGE } from '../telemetry/logger.js';
 import { type GatewayMetrics, OK_OUTCOME } from '../telemetry/metrics.js';
 import { NOOP_TRACING, parseTraceparent, type Tracing } from '../telemetry/tracing.js';
 import type { Tenant } from '../tenancy/tenant.js';
-import { formatError } from './format-error.js';
+import { clientCode } from './format-error.js';
 
 /** What the HTTP handler reports about one GraphQL request. */
 export interface RequestObservation {
@@ -78,14 +78,6 @@ export interface Observability {
   ): Pick<TokenVerifier, 'verifyAuthorizationHeader'>;
   /** The admission control with a `limits` span and the rate-limited counter. */
   instrumentAdmission(admission: AdmissionControl): AdmissionControl;
-}
-
-/** The code of a GraphQL or gateway error, as the client sees it (same mapping as responses). */
-function clientCode(error: unknown): string {
-  const extensions = (error as { extensions?: Record<string, unknown> } | null)?.extensions;
-  const message = error instanceof Error ? error.message : '';
-  const code = formatError({ message, extensions }, error).extensions?.code;
-  return typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR';
 }
 
 /** For requests that ended without a coded error (e.g. Apollo's own 400s and 405s). */

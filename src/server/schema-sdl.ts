@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type GraphQLSchema, printSchema } from 'graphql';
 import { GatewayError } from '../errors.js';
+import { introspectionRefused } from '../limits/operation-limits.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { admitRequest, type ContextDependencies } from './context.js';
@@ -18,7 +19,8 @@ export interface SchemaSdlRouteOptions extends Pick<
 /**
  * GET /schema.graphql: the caller's schema variant as SDL, for codegen and other client tools
  * that prefer a file to an introspection query. Same gate as a GraphQL request (token, tenant,
- * rate and concurrency limits), and refused where the tenant's plan turns introspection off.
+ * rate and concurrency limits), and refused where the tenant's plan turns introspection off
+ * (400 OPERATION_LIMIT, `limit: "introspection"`, like an introspection query).
  * The SDL is printed from the variant, so hidden fields and the `@feature` directive are not in
  * it.
  */
@@ -42,11 +44,8 @@ export function createSchemaSdlRoute(options: SchemaSdlRouteOptions) {
       hints: [tenantHintFromHost(req.headers.host, options.baseDomain)],
     });
     try {
-      if (!admitted.tenant.limits.introspection) {
-        throw new GatewayError('FORBIDDEN', "Introspection is not part of this tenant's plan.", {
-          request: true,
-        });
-      }
+      // The schema by another route: refused as introspection is.
+      if (!admitted.tenant.limits.introspection) throw introspectionRefused();
       const schema = options.schemaFor(admitted.tenant);
       let sdl = printed.get(schema);
       if (sdl === undefined) {

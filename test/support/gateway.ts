@@ -8,7 +8,7 @@ import { type corsSchema, type TenantConfig, tenantSchema } from '../../src/conf
 import { GatewayError } from '../../src/errors.js';
 import { type AdmissionControl, admitAll } from '../../src/limits/admission.js';
 import type { PredictionService } from '../../src/loaders/prediction-loaders.js';
-import type { Gateway } from '../../src/server/gateway.js';
+import type { Gateway, GatewayOptions } from '../../src/server/gateway.js';
 import type { PersistedQueries } from '../../src/server/persisted-queries.js';
 import type { Observability } from '../../src/server/observability.js';
 import type { Store } from '../../src/store/types.js';
@@ -49,6 +49,12 @@ export interface TestGatewayOptions {
   verifier?: TokenVerifier;
   /** `server.cors` as written in a config file; omitted → its defaults (no global origin). */
   cors?: z.input<typeof corsSchema>;
+  /** What executes operations (`server.executor`); default the gateway's default. */
+  executor?: GatewayOptions['executor'];
+  /** graphql-jit settings, e.g. `compileAfterUses: 1` to compile every operation at once. */
+  jit?: GatewayOptions['jit'];
+  /** Extra Apollo plugins after the app's own (e.g. a test's probe of pipeline stages). */
+  plugins?: GatewayOptions['plugins'];
 }
 
 export interface GraphQLAnswer {
@@ -103,6 +109,7 @@ function testConfig(options: TestGatewayOptions): AtriumConfig {
         requestDeadlineMs: options.requestDeadlineMs,
         bodyTimeoutMs: options.bodyTimeoutMs,
         cors: options.cors,
+        executor: options.executor,
       },
       auth: {
         issuer: TEST_ISSUER,
@@ -144,6 +151,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     admission: options.admission ?? admitAll,
     persistedQueries: options.persistedQueries,
     routes: options.routes,
+    jit: options.jit,
+    plugins: options.plugins,
   });
   const url = await app.listen();
   const { gateway, registry, verifier } = app;

@@ -175,9 +175,9 @@ describe('introspection shows each tenant its own schema variant', () => {
     expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(anonymous.text).not.toContain('type Query');
     const closed = await sdl(tokens.closed);
-    expect(closed.status).toBe(403);
+    expect(closed.status).toBe(400);
     expect(JSON.parse(closed.text)).toMatchObject({
-      errors: [{ extensions: { code: 'FORBIDDEN' } }],
+      errors: [{ extensions: { code: 'OPERATION_LIMIT', limit: 'introspection' } }],
     });
   });
 
