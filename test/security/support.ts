@@ -222,8 +222,12 @@ export interface SecurityGateway {
  * fraud feature), `globex` (free plan), `closed` (pro plan without introspection).
  */
 export async function startSecurityGateway(
-  extra: Partial<TestGatewayOptions> = {},
+  extra: Partial<TestGatewayOptions> & {
+    /** Another gateway's data (its tenants' rows), shared instead of seeding a new PGlite. */
+    data?: SqlDataSource;
+  } = {},
 ): Promise<SecurityGateway> {
+  const { data: shared, ...options } = extra;
   const signer = await createTestSigner();
   const tenants: TestGatewayOptions['tenants'] = [
     {
@@ -246,11 +250,13 @@ export async function startSecurityGateway(
       limits: { introspection: false },
     },
   ];
-  const data = await createDemoData({
-    tenants: tenants.map((t) => ({ id: t.id, data: t.data })),
-    seed: { customers: 30, ordersPerCustomer: { min: 0, max: 4 } },
-  });
-  const gateway = await startTestGateway({ signer, tenants, dataSource: data, ...extra });
+  const data =
+    shared ??
+    (await createDemoData({
+      tenants: tenants.map((t) => ({ id: t.id, data: t.data })),
+      seed: { customers: 30, ordersPerCustomer: { min: 0, max: 4 } },
+    }));
+  const gateway = await startTestGateway({ signer, tenants, dataSource: data, ...options });
   const pool = new Pool(gateway.url, { connections: 16, pipelining: 1 });
   const tokens = {
     acme: await signer.sign({ tenant: 'acme' }, { expiresIn: '1h' }),
@@ -266,7 +272,7 @@ export async function startSecurityGateway(
     async stop() {
       await pool.close();
       await gateway.stop();
-      await data.close();
+      if (!shared) await data.close();
     },
   };
 }

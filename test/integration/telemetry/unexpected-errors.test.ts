@@ -19,6 +19,7 @@ const gateways: Partial<Record<'graphql-js' | 'graphql-jit', SecurityGateway>> =
 beforeAll(async () => {
   for (const executor of ['graphql-js', 'graphql-jit'] as const) {
     gateways[executor] = await startSecurityGateway({
+      data: gateways['graphql-js']?.data,
       logger: logs.logger,
       executor,
       // Compiled at once, so graphql-jit's own execution meets the fault.
@@ -27,7 +28,10 @@ beforeAll(async () => {
     });
   }
 }, 60_000);
-afterAll(() => Promise.all(Object.values(gateways).map((g) => g.stop())));
+afterAll(async () => {
+  await gateways['graphql-jit']?.stop();
+  await gateways['graphql-js']?.stop();
+});
 
 const CASES: [string, () => unknown, RegExp][] = [
   [
