@@ -29,15 +29,6 @@ const DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
  */
 const EXPLAINED_WARNINGS = ['572B', 'FDE2', '7B9B'];
 
-/**
- * Issue 12 §2 (introspection decided by the plan in production) is a separate change. Until it
- * is in, Apollo Server refuses `__schema`/`__type` under NODE_ENV=production whatever the plan
- * says. In production mode, an answer refused for that reason alone is reported apart; the
- * same checks run in development mode, where they must pass, and any other failure counts.
- * Once §2 is in, this refusal no longer occurs and every check counts in both modes.
- */
-const APOLLO_INTROSPECTION_REFUSAL = /introspection is not allowed by Apollo Server/;
-
 let dir: string;
 const controlSchema = uniqueControlSchema('clients');
 const gateways: Partial<Record<'development' | 'production', SpawnedGateway>> = {};
@@ -129,11 +120,7 @@ describe.each(['development', 'production'] as const)('graphql-http audits, %s m
         ),
       ),
     );
-    const blocked = results.filter(
-      (r) => mode === 'production' && APOLLO_INTROSPECTION_REFUSAL.test(bodies.get(r.id) ?? ''),
-    );
-    const counted = results.filter((r) => !blocked.includes(r));
-    const by = (status: string) => counted.filter((r) => r.status === status);
+    const by = (status: string) => results.filter((r) => r.status === status);
     const describeFailure = (r: AuditResult) =>
       r.status === 'ok'
         ? r.name
@@ -144,10 +131,7 @@ describe.each(['development', 'production'] as const)('graphql-http audits, %s m
         `${by('error').length} MUST failed, ${by('warn').length} SHOULD warned ` +
         `(${by('warn')
           .map((r) => r.id)
-          .join(', ')}), ${by('notice').length} MAY notices` +
-        (blocked.length > 0
-          ? `; ${blocked.length} refused by Apollo's production introspection default, pending issue 12 §2 (${blocked.map((r) => `${r.id} ${r.status}`).join(', ')})`
-          : ''),
+          .join(', ')}), ${by('notice').length} MAY notices`,
     );
     expect(by('error').map(describeFailure)).toEqual([]);
     expect(by('warn').map((r) => r.id)).toEqual(EXPLAINED_WARNINGS);
@@ -305,17 +289,6 @@ describe('real clients against the production gateway', () => {
         ([output]) => output?.content ?? '',
         (error: unknown) => error,
       );
-      if (
-        mode === 'production' &&
-        outcome instanceof Error &&
-        APOLLO_INTROSPECTION_REFUSAL.test(outcome.message)
-      ) {
-        // eslint-disable-next-line no-console -- for the acceptance report
-        console.log(
-          "codegen (production): refused by Apollo's introspection default, pending issue 12 §2",
-        );
-        return;
-      }
       expect(outcome).toMatch(/export type Query = \{/);
       expect(outcome).toMatch(/export type Viewer = \{/);
     },
