@@ -72,23 +72,24 @@ interface Answer {
 
 /**
  * How graphql-jit's answer compares with graphql-js's: identical (status, data with its key
- * order, every error's message, path and extensions, in order), or `nulled root` — a non-null
- * root field failed, so `data` is null in both, and graphql-js answered as soon as it knew,
- * with the errors collected by then, while graphql-jit waits for the other root fields and
- * reports theirs too: then graphql-js's errors must all be among graphql-jit's.
+ * order, and the same errors — message, locations, path and extensions — in any order, as
+ * the spec gives errors none), or `nulled root` — a non-null root field failed, so `data` is
+ * null in both, and graphql-js answered as soon as it knew, with the errors collected by then,
+ * while graphql-jit waits for the other root fields and reports theirs too: then graphql-js's
+ * errors must all be among graphql-jit's.
  */
 function compare(js: Answer, other: Answer): 'identical' | 'nulled root' | string {
   const text = (a: Answer) => JSON.stringify(a).slice(0, 400);
   if (js.status !== other.status || JSON.stringify(js.data) !== JSON.stringify(other.data)) {
     return `graphql-js ${text(js)} / graphql-jit ${text(other)}`;
   }
-  if (isDeepStrictEqual(js.errors, other.errors)) return 'identical';
-  const more = [...(other.errors ?? [])];
-  const subset = (js.errors ?? []).every((e) => {
-    const at = more.findIndex((m) => isDeepStrictEqual(m, e));
-    return at >= 0 && more.splice(at, 1).length === 1;
+  const unmatched = [...(other.errors ?? [])];
+  const allFound = (js.errors ?? []).every((e) => {
+    const at = unmatched.findIndex((m) => isDeepStrictEqual(m, e));
+    return at >= 0 && unmatched.splice(at, 1).length === 1;
   });
-  if (js.data === null && subset) return 'nulled root';
+  if (allFound && unmatched.length === 0) return 'identical';
+  if (allFound && js.data === null) return 'nulled root';
   return `errors differ: graphql-js ${text(js)} / graphql-jit ${text(other)}`;
 }
 
