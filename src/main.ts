@@ -6,7 +6,13 @@
  */
 import cluster from 'node:cluster';
 import { createApp } from './app.js';
-import { type DevKeys, loadOrCreateDevKeys, mintDevToken } from './auth/dev-keys.js';
+import {
+  DEMO_AUDIENCE,
+  DEMO_ISSUER,
+  type DevKeys,
+  loadOrCreateDevKeys,
+  mintDevToken,
+} from './auth/dev-keys.js';
 import { onShutdownRequest, startWorkers } from './cluster.js';
 import { buildDemoConfig } from './config/demo.js';
 import {
@@ -35,19 +41,18 @@ async function startDemo(
   logger: Logger,
 ): Promise<{ config: AtriumConfig; demo: Demo }> {
   const devKeys = await loadOrCreateDevKeys(resolveHome(env));
-  const probe = applyEnv(
-    buildDemoConfig({ publicJwk: {}, kid: '', alg: 'ES256', modelServerUrl: 'http://127.0.0.1' }),
-    env,
-    'demo',
-  );
-  logger.info('demo mode: starting the reference model server');
-  const modelServer = await spawnModelServer({ port: probe.modelServerPort, host: '127.0.0.1' });
-  const file = buildDemoConfig({
+  const keys = {
     publicJwk: { ...devKeys.publicJwk },
     kid: devKeys.kid,
     alg: devKeys.alg,
-    modelServerUrl: modelServer.url,
-  });
+    issuer: DEMO_ISSUER,
+    audience: DEMO_AUDIENCE,
+  };
+  // Read (and validated) before anything starts, so a broken example fails fast.
+  const probe = applyEnv(buildDemoConfig({ ...keys, modelServerUrl: 'http://127.0.0.1' }), env, 'demo');
+  logger.info('demo mode: starting the reference model server');
+  const modelServer = await spawnModelServer({ port: probe.modelServerPort, host: '127.0.0.1' });
+  const file = buildDemoConfig({ ...keys, modelServerUrl: modelServer.url });
   return { config: applyEnv(file, env, 'demo'), demo: { modelServer, devKeys } };
 }
 
@@ -57,6 +62,7 @@ async function startDemo(
  */
 async function banner(
   url: string,
+  exampleQuery: string,
   demo: Demo,
   registry: Pick<TenantRegistry, 'list'>,
   production: boolean,
@@ -81,7 +87,7 @@ async function banner(
   lines.push(
     '',
     `  curl -s ${url}/graphql -H "authorization: Bearer <token>" -H 'content-type: application/json' \\`,
-    `    -d '{"query":"{ viewer { tenant { id } } customers(first: 3) { edges { node { id name churnRisk { score label } } } } }"}'`,
+    `    -d '${JSON.stringify({ query: exampleQuery }).replaceAll("'", "'\\''")}'`,
     '',
   );
   return lines.join('\n');
@@ -101,7 +107,7 @@ async function main(): Promise<void> {
   const app = await createApp(config, { devKeys: demo?.devKeys, worker: cluster.isWorker });
   const { logger } = app;
   const url = await app.listen();
-  if (demo) console.log(await banner(url, demo, app.registry, config.production));
+  if (demo) console.log(await banner(url, config.dev.exampleQuery, demo, app.registry, config.production));
 
   let signals = 0;
   const shutdown = (signal: string) => {

@@ -1,90 +1,51 @@
-import type { ConfigFile } from './schema.js';
-import { parseConfigFile } from './load.js';
+import { dirname } from 'node:path';
+import { DEMO_EXAMPLE_DIR, type ConfigFile } from './schema.js';
+import { parseConfigFile, readConfigFile } from './load.js';
 
-export const DEMO_ISSUER = 'https://atrium.local/demo';
-export const DEMO_AUDIENCE = 'atrium';
+/** What `npm start` serves without ATRIUM_CONFIG: the demo example's config file. */
+export const DEMO_CONFIG_PATH = `${DEMO_EXAMPLE_DIR}atrium.yaml`;
 
 export interface DemoConfigOptions {
   /** The dev key pair's public half (demo tokens are signed with its private half). */
   publicJwk: Record<string, unknown>;
   kid: string;
   alg: string;
-  /** The reference model server started alongside the gateway. */
+  issuer: string;
+  audience: string;
+  /** The reference model server started alongside: every inference backend points at it. */
   modelServerUrl: string;
+  /** The example's config file; default {@link DEMO_CONFIG_PATH}. */
+  path?: string | undefined;
 }
 
-const CHURN_FEATURES = [
-  'tenureMonths',
-  'monthlySpend',
-  'supportTickets',
-  'daysSinceLastLogin',
-  'lifetimeValue',
-];
-const FRAUD_FEATURES = ['amount', 'itemCount', 'isInternational', 'paymentAttempts', 'hourOfDay'];
-
 /**
- * The configuration `npm start` runs with when no config file is given: two tenants with
- * different isolation strategies, plans, model versions and features, so the demo shows what
- * differs between tenants.
+ * Demo mode's configuration: an example's config file with the gateway's dev keys as `auth`
+ * and the reference model server as every inference backend, so the example runs on a laptop
+ * with nothing else configured.
  */
 export function buildDemoConfig(options: DemoConfigOptions): ConfigFile {
+  const path = options.path ?? DEMO_CONFIG_PATH;
+  const raw = readConfigFile(path);
+  const file = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const inference = (file.inference ?? {}) as { backends?: Record<string, object> };
+  const backends = Object.fromEntries(
+    Object.entries(inference.backends ?? {}).map(([name, backend]) => [
+      name,
+      { ...backend, url: options.modelServerUrl },
+    ]),
+  );
   return parseConfigFile(
     {
-      server: {
-        playground: true,
-        // A front-end under development on this machine (any port) may call the demo.
-        cors: { origins: ['http://localhost:*', 'http://127.0.0.1:*'] },
-      },
-      // A laptop's gateway: /metrics on the main port, for clients on this host only.
-      telemetry: { metrics: { onMainPort: 'loopback' } },
+      ...file,
       auth: {
-        issuer: DEMO_ISSUER,
-        audience: DEMO_AUDIENCE,
+        issuer: options.issuer,
+        audience: options.audience,
         algorithms: [options.alg],
         keys: [{ kid: options.kid, alg: options.alg, jwk: options.publicJwk }],
       },
-      inference: { backends: { local: { url: options.modelServerUrl } } },
-      tenants: [
-        {
-          id: 'acme',
-          displayName: 'Acme Corporation',
-          plan: 'pro',
-          data: { strategy: 'schema' },
-          features: ['fraud'],
-          models: {
-            churn: {
-              backend: 'local',
-              model: 'churn',
-              version: '2',
-              thresholds: { low: 0, medium: 0.35, high: 0.7 },
-              features: CHURN_FEATURES,
-            },
-            fraud: {
-              backend: 'local',
-              model: 'fraud',
-              version: '2',
-              thresholds: { legit: 0, review: 0.5, block: 0.85 },
-              features: FRAUD_FEATURES,
-            },
-          },
-        },
-        {
-          id: 'globex',
-          displayName: 'Globex Inc.',
-          plan: 'free',
-          data: { strategy: 'row' },
-          models: {
-            churn: {
-              backend: 'local',
-              model: 'churn',
-              version: '1',
-              thresholds: { low: 0, high: 0.5 },
-              features: CHURN_FEATURES,
-            },
-          },
-        },
-      ],
+      inference: { ...inference, backends },
     },
-    'the built-in demo configuration',
+    path,
+    dirname(path),
   );
 }

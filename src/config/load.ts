@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { checkedConfigFileSchema, type ConfigFile } from './schema.js';
@@ -51,11 +51,31 @@ export function describeIssues(error: z.ZodError, source: string): string {
   return `Invalid configuration in ${source}:\n${lines.join('\n')}`;
 }
 
-/** Validates a parsed config object; throws ConfigError naming each bad field. */
-export function parseConfigFile(raw: unknown, source: string): ConfigFile {
+/**
+ * Validates a parsed config object; throws ConfigError naming each bad field. Paths in it
+ * (`schema.files`, `schema.resolvers`, `data.migrations`, `data.seed`) are made absolute
+ * against `baseDir`, the config file's directory (default the working directory).
+ */
+export function parseConfigFile(raw: unknown, source: string, baseDir = '.'): ConfigFile {
   const result = checkedConfigFileSchema.safeParse(raw, { reportInput: true });
   if (!result.success) throw new ConfigError(describeIssues(result.error, source));
-  return result.data;
+  return resolvePaths(result.data, baseDir);
+}
+
+function resolvePaths(file: ConfigFile, baseDir: string): ConfigFile {
+  const at = (path: string) => resolve(baseDir, path);
+  return {
+    ...file,
+    schema: {
+      files: file.schema.files.map(at),
+      resolvers: file.schema.resolvers === undefined ? undefined : at(file.schema.resolvers),
+    },
+    data: {
+      ...file.data,
+      migrations: at(file.data.migrations),
+      seed: file.data.seed === undefined ? undefined : at(file.data.seed),
+    },
+  };
 }
 
 export function readConfigFile(path: string): unknown {
@@ -179,5 +199,5 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): AtriumEnv {
 export function loadConfigFile(env: AtriumEnv): AtriumConfig {
   if (!env.ATRIUM_CONFIG) throw new ConfigError('ATRIUM_CONFIG is not set');
   const path = resolve(env.ATRIUM_CONFIG);
-  return applyEnv(parseConfigFile(readConfigFile(path), path), env, 'production');
+  return applyEnv(parseConfigFile(readConfigFile(path), path, dirname(path)), env, 'production');
 }

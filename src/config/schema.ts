@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_CONTROL_SCHEMA, findIsolationConflicts } from './isolation-targets.js';
 
@@ -33,6 +34,12 @@ export const DEFAULT_MAX_TENANT_POOLS = 50;
 export const DEFAULT_TENANT_POOL_IDLE_MS = 60_000;
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 5_000;
 export const DEFAULT_ROW_ROLE = 'atrium_tenant';
+/** The demo example: what a config that names no schema or migrations serves. */
+export const DEMO_EXAMPLE_DIR = fileURLToPath(new URL('../../examples/demo/', import.meta.url));
+export const DEFAULT_SCHEMA_FILES = `${DEMO_EXAMPLE_DIR}schema/*.graphql`;
+export const DEFAULT_MIGRATIONS_DIR = `${DEMO_EXAMPLE_DIR}migrations`;
+/** Largest `first` of a list field unless the plan says otherwise (`limits.maxPageSize`). */
+export const DEFAULT_MAX_PAGE_SIZE = 200;
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
 export const DEFAULT_INFER_TIMEOUT_MS = 2_000;
 export const DEFAULT_MICRO_BATCH_WINDOW_MS = 2;
@@ -162,6 +169,8 @@ export const planLimitsSchema = z.object({
   operation: operationLimitsSchema,
   introspection: z.boolean(),
   persistedQueries: persistedQueryQuotaSchema.default({ ...DEFAULT_PERSISTED_QUERY_QUOTA }),
+  /** Largest `first` any list field accepts (a directive's own `max` may be lower). */
+  maxPageSize: z.number().int().positive().max(10_000).default(DEFAULT_MAX_PAGE_SIZE),
 });
 
 export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSchema>>> = {
@@ -180,6 +189,7 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
     },
     introspection: true,
     persistedQueries: { maxDocuments: 500, maxBytes: 2 * 1024 * 1024 },
+    maxPageSize: DEFAULT_MAX_PAGE_SIZE,
   },
   pro: {
     rateLimit: { perSecond: 200, burst: 400 },
@@ -196,6 +206,7 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
     },
     introspection: true,
     persistedQueries: { maxDocuments: 2_000, maxBytes: 8 * 1024 * 1024 },
+    maxPageSize: DEFAULT_MAX_PAGE_SIZE,
   },
   enterprise: {
     rateLimit: { perSecond: 1_000, burst: 2_000 },
@@ -212,6 +223,7 @@ export const DEFAULT_PLANS: Readonly<Record<string, z.infer<typeof planLimitsSch
     },
     introspection: true,
     persistedQueries: { maxDocuments: 10_000, maxBytes: 32 * 1024 * 1024 },
+    maxPageSize: DEFAULT_MAX_PAGE_SIZE,
   },
 };
 
@@ -246,7 +258,10 @@ export const tenantSchema = z.object({
   /** Overrides of the plan's limits (none defaulted here: what is not set is the plan's). */
   limits: planLimitsSchema
     .partial()
-    .extend({ persistedQueries: persistedQueryQuotaSchema.optional() })
+    .extend({
+      persistedQueries: persistedQueryQuotaSchema.optional(),
+      maxPageSize: z.number().int().positive().max(10_000).optional(),
+    })
     .default({}),
   features: z.array(z.string().min(1)).default([]),
   /**
@@ -459,6 +474,28 @@ export const configFileSchema = z.object({
     })
     .prefault({}),
   auth: authSchema,
+  /** The operator's SDL and its resolver module (docs/schema-directives.md). */
+  schema: z
+    .object({
+      /**
+       * SDL files or globs, relative to the config file (`schema/*.graphql`); default the
+       * demo example's. Their source directives say where each field comes from.
+       */
+      files: z.array(z.string().min(1)).min(1).default([DEFAULT_SCHEMA_FILES]),
+      /**
+       * A TypeScript or JavaScript module whose `resolvers` export adds resolvers for fields
+       * no directive expresses; relative to the config file.
+       */
+      resolvers: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  /** Demo mode only: what the banner suggests to try. */
+  dev: z
+    .object({
+      /** A GraphQL query for the banner's curl line. */
+      exampleQuery: z.string().min(1).default('{ viewer { subject tenant { id plan } } }'),
+    })
+    .prefault({}),
   data: z
     .object({
       /** Shared database (schema and row strategies); DATABASE_URL overrides. */
@@ -474,6 +511,18 @@ export const configFileSchema = z.object({
       tenantPoolIdleMs: z.number().int().positive().default(DEFAULT_TENANT_POOL_IDLE_MS),
       statementTimeoutMs: z.number().int().positive().default(DEFAULT_STATEMENT_TIMEOUT_MS),
       rowRole: pgIdentifier.default(DEFAULT_ROW_ROLE),
+      /**
+       * The operator's migrations: a directory of plain `.sql` files, applied in name order to
+       * each tenant in its isolation by `npm run db:migrate` (and at start on embedded PGlite).
+       * Relative to the config file; default the demo example's.
+       */
+      migrations: z.string().min(1).default(DEFAULT_MIGRATIONS_DIR),
+      /**
+       * A module exporting `seed(session, target, options)` that fills one tenant's tables
+       * with sample rows (`npm run db:seed`, and embedded PGlite at start). Relative to the
+       * config file; unset → no seed.
+       */
+      seed: z.string().min(1).optional(),
     })
     .superRefine((d, ctx) => {
       if (d.tenantShareMax !== undefined && d.tenantShareMax > d.poolMax) {

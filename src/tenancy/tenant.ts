@@ -42,6 +42,7 @@ export function toTenant(
     operation: config.limits.operation ?? plan.operation,
     introspection: config.limits.introspection ?? plan.introspection,
     persistedQueries: config.limits.persistedQueries ?? plan.persistedQueries,
+    maxPageSize: config.limits.maxPageSize ?? plan.maxPageSize,
   };
   return {
     id: config.id,

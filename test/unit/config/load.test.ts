@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildDemoConfig } from '../../../src/config/demo.js';
+import { buildDemoConfig, DEMO_CONFIG_PATH } from '../../../src/config/demo.js';
 import { ConfigError, loadConfigFile, parseConfigFile } from '../../../src/config/load.js';
 
 const valid = {
@@ -98,13 +98,23 @@ describe('config', () => {
     );
   });
 
-  it('builds a valid demo configuration with two differently isolated tenants', () => {
+  it('builds demo mode from the demo example: two differently isolated tenants, dev auth, the model server as every backend, paths from the example', () => {
     const demo = buildDemoConfig({
       publicJwk: { kty: 'EC' },
       kid: 'k1',
       alg: 'ES256',
-      modelServerUrl: 'http://127.0.0.1:8001',
+      issuer: 'https://issuer.test',
+      audience: 'atrium',
+      modelServerUrl: 'http://127.0.0.1:8123',
     });
+    expect(demo.auth.keys[0]).toMatchObject({ kid: 'k1', alg: 'ES256' });
+    expect(Object.values(demo.inference.backends).map((b) => b.url)).toEqual([
+      'http://127.0.0.1:8123',
+    ]);
+    const example = dirname(DEMO_CONFIG_PATH);
+    expect(demo.schema.files).toEqual([join(example, 'schema/*.graphql')]);
+    expect(demo.data.migrations).toBe(join(example, 'migrations'));
+    expect(demo.data.seed).toBe(join(example, 'seed.ts'));
     expect(demo.tenants.map((t) => [t.id, t.data.strategy])).toEqual([
       ['acme', 'schema'],
       ['globex', 'row'],
