@@ -19,13 +19,17 @@ import type { DataSource } from './backends/data/types.js';
 import { createOipClient, type OipClient } from './backends/inference/oip-client.js';
 import { createPredictor } from './backends/inference/predictor.js';
 import { type AtriumConfig, ConfigError } from './config/load.js';
-import { createSchema } from './graphql/schema.js';
+import { type GatewaySchema, loadGatewaySchema } from './graphql/schema.js';
+import { createTenantChecks } from './sources/sql/tenant-checks.js';
 import { createSchemaVariants } from './graphql/variants.js';
 import { type AdmissionControl, createAdmissionControl } from './limits/admission.js';
 import { createConcurrencyLimiter } from './limits/concurrency.js';
 import { operationLimitsPlugin } from './limits/operation-limits.js';
 import { createRateLimiter } from './limits/rate-limit.js';
-import type { PredictionLoadersOptions, PredictionService } from './loaders/prediction-loaders.js';
+import type {
+  PredictionLoadersOptions,
+  PredictionService,
+} from './sources/inference/prediction-loaders.js';
 import { createAdminRoute } from './server/admin.js';
 import { createCorsPolicy } from './server/cors.js';
 import { createGateway, type Gateway, type GatewayOptions } from './server/gateway.js';
@@ -76,8 +80,15 @@ export interface AppOptions {
   observability?: Observability | undefined;
   /** Default: built from `config.auth` (and warmed at listen). */
   verifier?: TokenVerifier | undefined;
-  /** Default: PostgreSQL at `config.data.url`, else PGlite with the demo tenants' data. */
+  /** Default: PostgreSQL at `config.data.url`, else embedded PGlite, migrated and seeded. */
   dataSource?: DataSource | undefined;
+  /** The executable schema and its bindings; default loaded from `config.schema`. */
+  schema?: GatewaySchema | undefined;
+  /**
+   * Refuse tenants whose catalog does not fit the bindings (default true). Off, catalogs are
+   * still read (for key types and `tenant_id`) but a misfit tenant is served.
+   */
+  checkBindings?: boolean | undefined;
   /** Default: Redis (single node or Cluster) from `config.redis`, else the in-process store. */
   store?: Store | undefined;
   /** Default: the micro-batching predictor over one OIP client per `config.inference` backend. */
@@ -392,6 +403,8 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
         ...config.auth,
         onJwksError: (error) => logger.warn({ err: error.message }, 'JWKS fetch failed'),
       });
+    // The operator's SDL first: a schema that cannot be honoured fails the start, naming where.
+    const gatewaySchema = options.schema ?? (await loadGatewaySchema(config.schema));
     const dataSource = options.dataSource ?? (await createData(config, logger, observability));
     if (!options.dataSource) closers.push(() => dataSource.close());
     const store = options.store ?? createStore(config, logger);
@@ -453,8 +466,14 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
         onInfer: observability.onInfer,
       });
 
-    const schema = createSchema();
+    const { schema, bindings } = gatewaySchema;
     const variants = createSchemaVariants(schema);
+    const tenantChecks = createTenantChecks({
+      dataSource,
+      bindings,
+      enforce: options.checkBindings ?? true,
+      log: logger,
+    });
     const playground = config.server.playground
       ? await createPlaygroundFor(config, registry, options.devKeys, logger)
       : undefined;
@@ -483,6 +502,8 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       plugins: [observability.plugin, operationLimitsPlugin(), ...(options.plugins ?? [])],
       onPredictionCacheLookup: observability.onPredictionCacheLookup,
       dataSource,
+      bindings,
+      tenantChecks,
       predictor,
       predictionCache: options.predictionCache ?? store,
       cacheTtlSeconds: config.inference.cacheTtlSeconds,
@@ -535,6 +556,11 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
         }
         if (!options.verifier) await verifier.ready();
         await liveConfig.start();
+        // Every tenant's catalog against the bindings before traffic; a misfit is logged and
+        // refused on its own, an unreachable database checked again on first use.
+        await Promise.all(
+          registry.list().map((tenant) => tenantChecks.check(tenant).catch(() => undefined)),
+        );
         url = await gateway.listen(config.server.port, config.server.host);
         logger.info(
           { url, mode: config.mode, tenants: registry.list().length },

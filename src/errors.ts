@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'TENANT_MISMATCH'
   | 'TENANT_NOT_FOUND'
+  | 'TENANT_MISCONFIGURED'
   | 'RATE_LIMITED'
   | 'OPERATION_LIMIT'
   | 'BAD_USER_INPUT'
@@ -25,6 +26,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number | undefined>> = {
   FORBIDDEN: 403,
   TENANT_MISMATCH: 403,
   TENANT_NOT_FOUND: 403,
+  /** The tenant's database does not fit the schema's bindings (the log names what). */
+  TENANT_MISCONFIGURED: 403,
   RATE_LIMITED: 429,
   OPERATION_LIMIT: 400,
   BAD_USER_INPUT: 400,

@@ -49,7 +49,11 @@ async function startDemo(
     audience: DEMO_AUDIENCE,
   };
   // Read (and validated) before anything starts, so a broken example fails fast.
-  const probe = applyEnv(buildDemoConfig({ ...keys, modelServerUrl: 'http://127.0.0.1' }), env, 'demo');
+  const probe = applyEnv(
+    buildDemoConfig({ ...keys, modelServerUrl: 'http://127.0.0.1' }),
+    env,
+    'demo',
+  );
   logger.info('demo mode: starting the reference model server');
   const modelServer = await spawnModelServer({ port: probe.modelServerPort, host: '127.0.0.1' });
   const file = buildDemoConfig({ ...keys, modelServerUrl: modelServer.url });
@@ -107,7 +111,8 @@ async function main(): Promise<void> {
   const app = await createApp(config, { devKeys: demo?.devKeys, worker: cluster.isWorker });
   const { logger } = app;
   const url = await app.listen();
-  if (demo) console.log(await banner(url, config.dev.exampleQuery, demo, app.registry, config.production));
+  if (demo)
+    console.log(await banner(url, config.dev.exampleQuery, demo, app.registry, config.production));
 
   let signals = 0;
   const shutdown = (signal: string) => {

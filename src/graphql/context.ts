@@ -1,25 +1,27 @@
 import type { Principal } from '../auth/principal.js';
-import type { DataSource } from '../backends/data/types.js';
-import type { DataLoaders } from '../loaders/data-loaders.js';
-import type { PredictionLoaders } from '../loaders/prediction-loaders.js';
+import type { LoaderRegistry } from '../loaders/registry.js';
+import type { PredictionLoaders } from '../sources/inference/prediction-loaders.js';
+import type { TenantData } from '../sources/sql/tenant-data.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Tenant } from '../tenancy/tenant.js';
 
 /**
  * Everything a resolver may use, built anew for each request after the token is verified and
- * the tenant resolved. Resolvers reach tenant data only through `loaders` and `tenantData`,
- * both already bound to `tenant`.
+ * the tenant resolved. Resolvers reach tenant data only through `data`, `loaders` and
+ * `predictions`, all already bound to `tenant`: generated resolvers and the operator's own
+ * (`schema.resolvers`) alike.
  */
 export interface GatewayContext {
   readonly requestId: string;
   readonly principal: Principal;
   readonly tenant: Tenant;
-  readonly loaders: DataLoaders;
+  /** The request's loader registry: one DataLoader per binding and argument shape. */
+  readonly loaders: LoaderRegistry;
+  /** The tenant's tables, through the bindings (batched reads, inserts). */
+  readonly data: TenantData;
   /** Per-model prediction loaders of this tenant (cache, then one infer call per batch). */
   readonly predictions: PredictionLoaders;
   /** Whether a model backend reports a model ready (never throws). */
   readonly modelReady: (backend: string, model: string, version?: string) => Promise<boolean>;
-  /** For writes, which do not batch: the data source with this request's tenant applied. */
-  readonly dataSource: DataSource;
   readonly log: Logger;
 }

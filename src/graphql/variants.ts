@@ -9,6 +9,7 @@ import {
   validateSchema,
 } from 'graphql';
 import type { Tenant } from '../tenancy/tenant.js';
+import { SOURCE_DIRECTIVES } from './bindings.js';
 
 /** The directive declared in schema/feature.graphql. */
 export const FEATURE_DIRECTIVE = 'feature';
@@ -103,9 +104,12 @@ export function createSchemaVariants(fullSchema: GraphQLSchema): SchemaVariants 
         hidden(arg, `${typeName}.${fieldName}(${argName})`) ? null : arg,
       [MapperKind.ENUM_VALUE]: (value, typeName, _schema, externalValue) =>
         hidden(value, `${typeName}.${externalValue}`) ? null : value,
-      // Clients have no use for it, and a tenant should not learn which features exist.
+      // Clients have no use for them, and a tenant should not learn which features exist or
+      // where the data comes from.
       [MapperKind.DIRECTIVE]: (directive) =>
-        directive.name === FEATURE_DIRECTIVE ? null : directive,
+        directive.name === FEATURE_DIRECTIVE || SOURCE_DIRECTIVES.has(directive.name)
+          ? null
+          : directive,
     });
     // Types reachable only through hidden fields go too, so they do not show in introspection.
     const variant = pruneSchema(mapped);

@@ -6,12 +6,15 @@ import { asRequestError, isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';
 import type { Admission, AdmissionControl } from '../limits/admission.js';
 import { createDeadline, raceDeadline, withDeadline } from '../limits/deadline.js';
-import { createDataLoaders } from '../loaders/data-loaders.js';
+import { createLoaderRegistry } from '../loaders/registry.js';
+import type { SchemaBindings } from '../sources/bindings.js';
+import type { TenantChecks } from '../sources/sql/tenant-checks.js';
+import { createTenantData } from '../sources/sql/tenant-data.js';
 import {
   createPredictionLoaders,
   type PredictionLoadersOptions,
   type PredictionService,
-} from '../loaders/prediction-loaders.js';
+} from '../sources/inference/prediction-loaders.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TenantRegistry } from '../tenancy/registry.js';
 import type { Tenant } from '../tenancy/tenant.js';
@@ -22,6 +25,12 @@ export interface ContextDependencies {
   registry: TenantRegistry;
   admission: AdmissionControl;
   dataSource: DataSource;
+  /** The schema's source bindings: what the generated resolvers read. */
+  bindings: SchemaBindings;
+  /** Each tenant's catalog against the bindings; a misfit tenant is refused at admission. */
+  tenantChecks: TenantChecks;
+  /** Largest batch per statement (`data.maxBatchSize`). */
+  maxBatchSize?: number | undefined;
   predictor: PredictionService;
   /** Prediction cache (the store); omitted → every prediction goes to the model. */
   predictionCache?: PredictionLoadersOptions['cache'];
@@ -55,13 +64,17 @@ export interface AdmittedRequest {
  * and headers become the response's.
  */
 export async function admitRequest(
-  deps: Pick<ContextDependencies, 'verifier' | 'registry' | 'admission'>,
+  deps: Pick<ContextDependencies, 'verifier' | 'registry' | 'admission'> & {
+    tenantChecks?: Pick<TenantChecks, 'admit'> | undefined;
+  },
   facts: RequestFacts,
 ): Promise<AdmittedRequest> {
   try {
     const principal = await deps.verifier.verifyAuthorizationHeader(facts.authorization);
     const tenant = resolveTenant({ principal, hints: facts.hints, registry: deps.registry });
     facts.onTenant?.(tenant);
+    // A tenant whose database does not fit the bindings is refused; the others are served.
+    await deps.tenantChecks?.admit(tenant);
     const admission = await deps.admission.admit(tenant, principal);
     return { principal, tenant, admission };
   } catch (error) {
@@ -88,11 +101,20 @@ export function createRequestContext(
     ended,
   );
   const dataSource = withDeadline(deps.dataSource, deadline, 'data backend');
+  const loaders = createLoaderRegistry(tenant.id, deps.maxBatchSize);
   return {
     requestId,
     principal,
     tenant,
-    loaders: createDataLoaders({ tenant, dataSource }),
+    loaders,
+    data: createTenantData({
+      tenant,
+      dataSource,
+      loaders,
+      bindings: deps.bindings,
+      catalog: () => deps.tenantChecks.catalog(tenant),
+      maxPageSize: tenant.limits.maxPageSize,
+    }),
     predictions: createPredictionLoaders({
       tenant,
       predictor: withDeadline(deps.predictor, deadline, 'model backend'),
@@ -109,7 +131,6 @@ export function createRequestContext(
           throw error;
         },
       ),
-    dataSource,
     log,
   };
 }

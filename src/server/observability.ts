@@ -14,7 +14,7 @@ import type { InferEvent } from '../backends/inference/predictor.js';
 import { isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';
 import type { AdmissionControl } from '../limits/admission.js';
-import type { PredictionCacheEvent } from '../loaders/prediction-loaders.js';
+import type { PredictionCacheEvent } from '../sources/inference/prediction-loaders.js';
 import { type Logger, REQUEST_LOG_MESSAGE } from '../telemetry/logger.js';
 import { type GatewayMetrics, OK_OUTCOME } from '../telemetry/metrics.js';
 import { NOOP_TRACING, parseTraceparent, type Tracing } from '../telemetry/tracing.js';

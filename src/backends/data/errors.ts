@@ -49,14 +49,10 @@ export function translateDataError(error: unknown, operation: string): GatewayEr
   if (isGatewayError(error)) return error;
   const code = codeOf(error);
   if (code !== undefined && SQLSTATE.test(code)) {
-    if (code === '23503' && operation === 'createOrder') {
-      // The only foreign key an insert can violate: orders → customers (of this tenant).
-      return new GatewayError('BAD_USER_INPUT', 'customerId does not name an existing customer', {
-        cause: error,
-        extensions: { field: 'customerId' },
-      });
-    }
-    if (code === '23514' || code.startsWith('22')) {
+    // 23: a constraint (foreign key, unique, check, not null) the input broke; 22: a value
+    // the column cannot hold. The source layer names the field from `cause` (its column,
+    // constraint or detail) where it can.
+    if (code.startsWith('23') || code.startsWith('22')) {
       return new GatewayError('BAD_USER_INPUT', 'The input has a value out of range', {
         cause: error,
       });

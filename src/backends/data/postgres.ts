@@ -70,10 +70,11 @@ export interface PostgresDataSourceOptions {
  * - `schema` and `row` tenants share one pool on `url`, each tenant holding at most
  *   `tenantShareMax` of its connections, waiting tenants served in turn (`fair-pool.ts`);
  *   `database` tenants get a bounded pool each, closed when idle and capped at `maxTenantPools`.
- * - Every batch costs exactly 3 round trips: `BEGIN; <isolation>` (one simple-protocol message),
- *   the one parameterised data statement, `COMMIT`. See `runInTransaction`.
+ * - A batch of a schema or database tenant is one round trip (the schema-qualified statement);
+ *   a row tenant's costs 3: `BEGIN; <isolation>` (one simple-protocol message), the statement,
+ *   `COMMIT`. See `runInTransaction`.
  * - Connection refused → `BACKEND_UNAVAILABLE`; connect, statement or query timeouts →
- *   `BACKEND_TIMEOUT`; unknown customer on createOrder → `BAD_USER_INPUT`.
+ *   `BACKEND_TIMEOUT`; a constraint an insert breaks → `BAD_USER_INPUT`.
  */
 export function createPostgresDataSource(options: PostgresDataSourceOptions): SqlDataSource {
   const createPool = options.createPool ?? ((config) => new pg.Pool(config));
@@ -85,6 +86,9 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions): Sq
       connectionString: url,
       max,
       connectionTimeoutMillis: connectTimeoutMs,
+      // A startup parameter: schema and database tenants' statements run without a
+      // transaction around them (one round trip) and are still bounded.
+      statement_timeout: options.statementTimeoutMs,
       query_timeout: options.statementTimeoutMs + QUERY_TIMEOUT_SLACK_MS,
       ...(idleMs === undefined ? {} : { idleTimeoutMillis: idleMs }),
       application_name: 'atrium',

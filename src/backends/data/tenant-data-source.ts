@@ -1,23 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../../errors.js';
 import { translateDataError, isServerError } from './errors.js';
-import { checkIsolationOptions, isolationFor, type IsolationOptions } from './isolation.js';
-import type { SqlExecutor } from './sql-executor.js';
 import {
-  createOrderStatement,
-  customersByIdsStatement,
-  listCustomersStatement,
-  ordersByCustomerIdsStatement,
-  ordersByIdsStatement,
-  toCustomer,
-  toOrder,
-  type CustomerRow,
-  type OrderRow,
-  type Statement,
-} from './statements.js';
-import type { DataSource, QueryEvent, TenantDataRef } from './types.js';
-import { checkCreateOrderInput, checkFirst, checkIds, checkListCustomersArgs } from './validate.js';
+  checkIsolationOptions,
+  isolationFor,
+  tenantSchema,
+  type IsolationOptions,
+} from './isolation.js';
+import type { SqlExecutor } from './sql-executor.js';
+import type { DataSource, QueryEvent, Statement, StatementTarget, TenantDataRef } from './types.js';
 
 /** One exclusive session borrowed for one transaction. */
 export interface SessionLease {
@@ -126,7 +117,51 @@ export function createTenantDataSource(
   const { onQuery } = options;
   let closed = false;
 
-  async function run<R>(tenant: TenantDataRef, build: (rowTenant?: string) => Statement) {
+  function target(tenant: TenantDataRef): StatementTarget {
+    return {
+      schema: tenantSchema(tenant, isolation),
+      tenantId: tenant.id,
+      row: tenant.data.strategy === 'row',
+    };
+  }
+
+  /**
+   * Schema and database tenants: the schema-qualified statement alone, one round trip (the
+   * pool's connections carry statement_timeout from their start). Row tenants: inside the
+   * transaction that sets the row role and the tenant for row-level security.
+   */
+  async function execute<R>(
+    tenant: TenantDataRef,
+    statement: Statement,
+    stats: { roundTrips: number },
+    timed: (run: () => Promise<R[]>) => Promise<R[]>,
+  ) {
+    const lease = await sessions.acquire(tenant);
+    if (tenant.data.strategy !== 'row') {
+      let destroy = false;
+      try {
+        stats.roundTrips += 1;
+        return await timed(
+          async () => (await lease.executor.query<R>(statement.text, statement.params)).rows,
+        );
+      } catch (error) {
+        destroy = !isServerError(error);
+        throw error;
+      } finally {
+        lease.release(destroy);
+      }
+    }
+    const { prelude } = isolationFor(tenant, isolation, statement.readOnly);
+    return runInTransaction(
+      lease,
+      prelude,
+      (session) =>
+        timed(async () => (await session.query<R>(statement.text, statement.params)).rows),
+      stats,
+    );
+  }
+
+  async function query<R>(tenant: TenantDataRef, build: (target: StatementTarget) => Statement) {
     if (closed) {
       throw new GatewayError('BACKEND_UNAVAILABLE', 'The data backend is closed');
     }
@@ -137,24 +172,16 @@ export function createTenantDataSource(
     let rows: R[] = [];
     let durationMs = 0;
     try {
-      statement = build(tenant.data.strategy === 'row' ? tenant.id : undefined);
-      const { text, params } = statement;
-      const { prelude } = isolationFor(tenant, isolation, statement.readOnly);
-      const lease = await sessions.acquire(tenant);
-      rows = await runInTransaction(
-        lease,
-        prelude,
-        async (session) => {
-          issued = true;
-          const started = performance.now();
-          try {
-            return (await session.query<R>(text, params)).rows;
-          } finally {
-            durationMs = performance.now() - started;
-          }
-        },
-        stats,
-      );
+      statement = build(target(tenant));
+      rows = await execute<R>(tenant, statement, stats, async (run) => {
+        issued = true;
+        const started = performance.now();
+        try {
+          return await run();
+        } finally {
+          durationMs = performance.now() - started;
+        }
+      });
       ok = true;
       return rows;
     } catch (error) {
@@ -179,48 +206,10 @@ export function createTenantDataSource(
   }
 
   return {
-    async customersByIds(tenant, ids) {
-      const keys = checkIds('ids', ids);
-      if (keys.length === 0) return [];
-      const rows = await run<CustomerRow>(tenant, (t) => customersByIdsStatement(keys, t));
-      return rows.map(toCustomer);
-    },
+    query,
 
-    async ordersByIds(tenant, ids) {
-      const keys = checkIds('ids', ids);
-      if (keys.length === 0) return [];
-      const rows = await run<OrderRow>(tenant, (t) => ordersByIdsStatement(keys, t));
-      return rows.map(toOrder);
-    },
-
-    async ordersByCustomerIds(tenant, customerIds, first) {
-      const keys = checkIds('customerIds', customerIds);
-      const limit = checkFirst('first', first);
-      if (keys.length === 0 || limit === 0) return [];
-      const rows = await run<OrderRow>(tenant, (t) => ordersByCustomerIdsStatement(keys, limit, t));
-      return rows.map(toOrder);
-    },
-
-    async listCustomers(tenant, args) {
-      const checked = checkListCustomersArgs(args);
-      if (checked.first === 0) return { rows: [], hasNextPage: false };
-      const rows = await run<CustomerRow>(tenant, (t) => listCustomersStatement(checked, t));
-      const hasNextPage = rows.length > checked.first;
-      return { rows: rows.slice(0, checked.first).map(toCustomer), hasNextPage };
-    },
-
-    async createOrder(tenant, input) {
-      const checked = checkCreateOrderInput(input);
-      // Random, so ids reveal nothing about order volume and never collide across tenants.
-      const id = `ord_${randomUUID().replaceAll('-', '')}`;
-      const rows = await run<OrderRow>(tenant, (t) => createOrderStatement(id, checked, t));
-      const row = rows[0];
-      if (row === undefined) {
-        throw new GatewayError('INTERNAL_SERVER_ERROR', 'The data backend failed', {
-          cause: new Error('INSERT … RETURNING returned no row'),
-        });
-      }
-      return toOrder(row);
+    schemaOf(tenant) {
+      return tenantSchema(tenant, isolation);
     },
 
     async ping() {

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import DataLoader from 'dataloader';
-import type { TenantModelConfig } from '../config/schema.js';
-import { GatewayError } from '../errors.js';
-import { predictionKey } from '../store/keys.js';
-import type { Store } from '../store/types.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { Tenant } from '../tenancy/tenant.js';
+import type { TenantModelConfig } from '../../config/schema.js';
+import { GatewayError } from '../../errors.js';
+import { predictionKey } from '../../store/keys.js';
+import type { Store } from '../../store/types.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { Tenant } from '../../tenancy/tenant.js';
 
 export interface PredictionResult {
   model: string;
@@ -49,8 +49,11 @@ export interface PredictionLoadersOptions {
 export interface PredictionLoaders {
   /** Scores `row` (the model's features, in order) with the tenant's logical model `name`. */
   load(name: string, row: readonly number[]): Promise<PredictionResult>;
-  /** The model's feature vector for an entity record (booleans as 0/1). */
-  featuresOf(name: string, record: object): number[];
+  /**
+   * The model's feature vector for an entity (booleans as 0/1); `valueOf` reads one feature
+   * (a field or column name from the tenant's model config) off the entity.
+   */
+  featuresOf(name: string, valueOf: (feature: string) => unknown): number[];
 }
 
 /** The label of the highest threshold whose minimum is not above the score. */
@@ -205,11 +208,10 @@ export function createPredictionLoaders(options: PredictionLoadersOptions): Pred
       modelOf(tenant, name);
       return loaderFor(name).load(row);
     },
-    featuresOf(name, record) {
+    featuresOf(name, valueOf) {
       const model = modelOf(tenant, name);
-      const fields = record as Record<string, unknown>;
       return model.features.map((feature) => {
-        const value = fields[feature];
+        const value = valueOf(feature);
         if (typeof value === 'boolean') return value ? 1 : 0;
         if (typeof value === 'number' && Number.isFinite(value)) return value;
         // A tenant config naming a field the entity lacks: an operator error, masked for clients.

@@ -1,0 +1,188 @@
+import pg from 'pg';
+import type { Statement, StatementTarget } from '../../backends/data/types.js';
+import type {
+  ColumnBinding,
+  ConnectionBinding,
+  FilterBinding,
+  InsertBinding,
+  RelationBinding,
+  TableBinding,
+} from '../bindings.js';
+
+const { escapeIdentifier: q } = pg;
+
+export type { Statement, StatementTarget };
+
+/**
+ * Whether a table has a `tenant_id` column, which inserts then fill (the tenant's catalog says;
+ * without one, only `row` tables are assumed to have it).
+ */
+export type TenantColumnOf = (table: string) => boolean;
+
+/** The column every `row`-strategy table has, compared with the tenant in every statement. */
+export const TENANT_COLUMN = 'tenant_id';
+
+function tableRef(table: TableBinding, target: StatementTarget): string {
+  return `${q(target.schema)}.${q(table.table)}`;
+}
+
+/** The select list: every column once; Float columns as float8 so numerics read as numbers. */
+export function selectList(table: TableBinding, alias = 't'): string {
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  for (const column of table.columns) {
+    if (seen.has(column.column)) continue;
+    seen.add(column.column);
+    const ref = `${alias}.${q(column.column)}`;
+    parts.push(column.kind === 'Float' ? `${ref}::float8 AS ${q(column.column)}` : ref);
+  }
+  for (const column of table.joinColumns) {
+    if (seen.has(column)) continue;
+    seen.add(column);
+    parts.push(`${alias}.${q(column)}`);
+  }
+  return parts.join(', ');
+}
+
+class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+function tenantCondition(params: Params, target: StatementTarget, alias = 't'): string[] {
+  return target.row ? [`${alias}.${q(TENANT_COLUMN)} = ${params.add(target.tenantId)}`] : [];
+}
+
+function filterConditions(
+  params: Params,
+  filters: readonly FilterBinding[],
+  args: Readonly<Record<string, unknown>>,
+  alias = 't',
+): string[] {
+  const conditions: string[] = [];
+  for (const filter of filters) {
+    const value = args[filter.argument];
+    if (value === undefined || value === null) continue;
+    const column = `${alias}.${q(filter.column.column)}`;
+    conditions.push(
+      filter.list ? `${column} = ANY(${params.add(value)})` : `${column} = ${params.add(value)}`,
+    );
+  }
+  return conditions;
+}
+
+function where(conditions: string[]): string {
+  return conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+}
+
+/** Rows whose `column` is one of `values` (a batch of lookups or many-to-one parents). */
+export function byColumnStatement(
+  operation: string,
+  table: TableBinding,
+  column: string,
+  values: readonly unknown[],
+  target: StatementTarget,
+): Statement {
+  const params = new Params();
+  const conditions = [`t.${q(column)} = ANY(${params.add([...values])})`];
+  conditions.push(...tenantCondition(params, target));
+  const text = `SELECT ${selectList(table)} FROM ${tableRef(table, target)} t ${where(conditions)}`;
+  return { operation, text, params: params.values, readOnly: true };
+}
+
+/**
+ * The first `limit` children of every parent value in one statement: a window over the
+ * children of the batch, ranked per parent in the relation's order.
+ */
+export function relationStatement(
+  binding: RelationBinding,
+  parentValues: readonly unknown[],
+  limit: number,
+  args: Readonly<Record<string, unknown>>,
+  target: StatementTarget,
+): Statement {
+  const params = new Params();
+  const child = binding.to;
+  const order = [...binding.orderBy, { column: child.key.column, descending: false }]
+    .map((term) => `t.${q(term.column)}${term.descending ? ' DESC' : ''}`)
+    .join(', ');
+  const conditions = [`t.${q(binding.childColumn)} = ANY(${params.add([...parentValues])})`];
+  conditions.push(...tenantCondition(params, target));
+  conditions.push(...filterConditions(params, binding.filters, args));
+  const rank = `row_number() OVER (PARTITION BY t.${q(binding.childColumn)} ORDER BY ${order})`;
+  const text = `SELECT * FROM (
+      SELECT ${selectList(child)}, ${rank} AS atrium_rank
+      FROM ${tableRef(child, target)} t ${where(conditions)}
+    ) ranked WHERE atrium_rank <= ${params.add(limit)} ORDER BY atrium_rank`;
+  return {
+    operation: `${binding.parent}.${binding.field}`,
+    text,
+    params: params.values,
+    readOnly: true,
+  };
+}
+
+/** A keyset page by the key: `first + 1` rows after `after`, to learn whether more follow. */
+export function pageStatement(
+  binding: ConnectionBinding,
+  first: number,
+  after: unknown,
+  args: Readonly<Record<string, unknown>>,
+  target: StatementTarget,
+): Statement {
+  const params = new Params();
+  const key = `t.${q(binding.table.key.column)}`;
+  const conditions: string[] = [];
+  if (after !== undefined) conditions.push(`${key} > ${params.add(after)}`);
+  conditions.push(...filterConditions(params, binding.filters, args));
+  conditions.push(...tenantCondition(params, target));
+  const text = `SELECT ${selectList(binding.table)} FROM ${tableRef(binding.table, target)} t
+    ${where(conditions)} ORDER BY ${key} LIMIT ${params.add(first + 1)}`;
+  return {
+    operation: `${binding.parent}.${binding.field}`,
+    text,
+    params: params.values,
+    readOnly: true,
+  };
+}
+
+/**
+ * One row from an input: the columns the input gives (null and omitted ones are left to the
+ * table's defaults), and `tenant_id` wherever the table has it.
+ */
+export function insertStatement(
+  binding: InsertBinding,
+  input: Readonly<Record<string, unknown>>,
+  target: StatementTarget,
+  hasTenantColumn: TenantColumnOf = () => target.row,
+): Statement {
+  const params = new Params();
+  const columns: string[] = [];
+  const values: string[] = [];
+  const given: ColumnBinding[] = binding.columns.filter(
+    (c) => input[c.field] !== undefined && input[c.field] !== null,
+  );
+  for (const column of given) {
+    columns.push(q(column.column));
+    values.push(params.add(input[column.field]));
+  }
+  const tenantColumn = target.row || hasTenantColumn(binding.table.table);
+  if (tenantColumn) {
+    columns.push(q(TENANT_COLUMN));
+    values.push(params.add(target.tenantId));
+  }
+  const into = `${tableRef(binding.table, target)} AS t`;
+  const text =
+    columns.length > 0
+      ? `INSERT INTO ${into} (${columns.join(', ')}) VALUES (${values.join(', ')}) RETURNING ${selectList(binding.table)}`
+      : `INSERT INTO ${into} DEFAULT VALUES RETURNING ${selectList(binding.table)}`;
+  return {
+    operation: `${binding.parent}.${binding.field}`,
+    text,
+    params: params.values,
+    readOnly: false,
+  };
+}

@@ -1,0 +1,340 @@
+import type { DataSource, TenantDataRef } from '../../backends/data/types.js';
+import { GatewayError, isGatewayError } from '../../errors.js';
+import type { LoaderRegistry } from '../../loaders/registry.js';
+import {
+  bindingName,
+  type ConnectionBinding,
+  type InsertBinding,
+  type LookupBinding,
+  type RelationBinding,
+  type SchemaBindings,
+  type TableBinding,
+} from '../bindings.js';
+import type { CatalogColumn, TenantCatalog } from './catalog.js';
+import {
+  byColumnStatement,
+  insertStatement,
+  pageStatement,
+  relationStatement,
+  TENANT_COLUMN,
+} from './statements.js';
+
+/** The raw row behind a record, by column name (relations join on columns no field shows). */
+export const ROW: unique symbol = Symbol('atrium.row');
+
+/** A table row as resolvers see it: its column fields by GraphQL field name, and the raw row. */
+export type DataRecord = Record<string, unknown> & { [ROW]: Readonly<Record<string, unknown>> };
+
+export interface Page {
+  rows: DataRecord[];
+  hasNextPage: boolean;
+  table: TableBinding;
+}
+
+export interface TenantDataOptions {
+  tenant: TenantDataRef;
+  dataSource: DataSource;
+  loaders: LoaderRegistry;
+  bindings: SchemaBindings;
+  /** The tenant's catalog (cached per tenant), for key types, tenant_id and constraint names. */
+  catalog: () => Promise<TenantCatalog | undefined>;
+  /** The plan's largest `first`. */
+  maxPageSize: number;
+}
+
+/** The SQL side of one request: every read batched per binding and argument shape. */
+export interface TenantData {
+  lookup(binding: LookupBinding, value: unknown): Promise<DataRecord | null>;
+  page(binding: ConnectionBinding, args: Readonly<Record<string, unknown>>): Promise<Page>;
+  related(
+    binding: RelationBinding,
+    parent: DataRecord,
+    args: Readonly<Record<string, unknown>>,
+  ): Promise<DataRecord[] | DataRecord | null>;
+  insert(binding: InsertBinding, input: Readonly<Record<string, unknown>>): Promise<DataRecord>;
+}
+
+/** Keys longer than this are not keys of ours; they never reach SQL. */
+export const MAX_KEY_LENGTH = 128;
+const INTEGER_TYPES = new Set(['int2', 'int4', 'int8']);
+const INTEGER_TEXT = /^-?[0-9]{1,18}$/;
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Why `value` cannot be a value of `column`, or undefined when it can. */
+function invalidKey(value: unknown, column: CatalogColumn | undefined): string | undefined {
+  if (typeof value === 'number') {
+    return Number.isSafeInteger(value) || column === undefined ? undefined : 'not an integer';
+  }
+  if (typeof value !== 'string') return 'not a key';
+  if (value.length === 0 || value.length > MAX_KEY_LENGTH) {
+    return `must be 1-${MAX_KEY_LENGTH} characters`;
+  }
+  if (column && INTEGER_TYPES.has(column.type) && !INTEGER_TEXT.test(value)) {
+    return 'must be an integer';
+  }
+  if (column?.type === 'uuid' && !UUID_TEXT.test(value)) return 'must be a UUID';
+  return undefined;
+}
+
+/** Keys compare as text, whatever the column type: `1` (an int FK) and `"1"` (an ID) match. */
+const keyOf = (value: unknown): string => String(value);
+
+export function pageSize(value: unknown, fallback: number, max: number, name = 'first'): number {
+  const n = value ?? fallback;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > max) {
+    throw new GatewayError(
+      'BAD_USER_INPUT',
+      `"${name}" must be between 1 and ${max}; got ${String(n)}.`,
+      { extensions: { argument: name } },
+    );
+  }
+  return n;
+}
+
+const CURSOR_PREFIX = 'c1:';
+
+/** Opaque cursors: clients must not build them, so their format may change. */
+export function encodeCursor(key: unknown): string {
+  return Buffer.from(CURSOR_PREFIX + String(key), 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: unknown, name = 'after'): string | undefined {
+  if (cursor === null || cursor === undefined) return undefined;
+  const text =
+    typeof cursor === 'string' && cursor.length <= 256
+      ? Buffer.from(cursor, 'base64url').toString('utf8')
+      : '';
+  if (!text.startsWith(CURSOR_PREFIX) || text.length === CURSOR_PREFIX.length) {
+    throw new GatewayError('BAD_USER_INPUT', `Invalid cursor "${name}".`, {
+      extensions: { argument: name },
+    });
+  }
+  return text.slice(CURSOR_PREFIX.length);
+}
+
+function toRecord(table: TableBinding, row: Record<string, unknown>): DataRecord {
+  const record = { [ROW]: row } as DataRecord;
+  for (const column of table.columns) record[column.field] = row[column.column];
+  return record;
+}
+
+/** The error an insert's broken constraint means for the client, naming the input field. */
+function insertError(
+  error: GatewayError,
+  binding: InsertBinding,
+  bindings: SchemaBindings,
+  catalog: TenantCatalog | undefined,
+): GatewayError {
+  if (error.code !== 'BAD_USER_INPUT') return error;
+  const cause = error.originalError as
+    | { code?: string; column?: string; constraint?: string; detail?: string; table?: string }
+    | undefined;
+  const code = cause?.code ?? '';
+  const table = catalog?.tables.get(binding.table.table);
+  let columns: string[] = [];
+  if (cause?.column) columns = [cause.column];
+  else if (cause?.constraint && table?.constraints.has(cause.constraint)) {
+    columns = table.constraints.get(cause.constraint) ?? [];
+  } else if (cause?.detail) {
+    const match = /^Key \(([^)]*)\)/.exec(cause.detail);
+    if (match?.[1]) columns = match[1].split(',').map((c) => c.trim().replace(/^"|"$/g, ''));
+  }
+  if (columns.length === 0 && cause?.constraint) {
+    // Default constraint names (`orders_amount_check`) name their column.
+    columns = binding.columns
+      .filter((c) => cause.constraint?.includes(`_${c.column}_`))
+      .map((c) => c.column);
+  }
+  const fields = columns
+    .filter((c) => c !== TENANT_COLUMN)
+    .flatMap((c) => binding.columns.filter((b) => b.column === c).map((b) => b.field));
+  const field = fields[0];
+  if (field === undefined) {
+    return new GatewayError('BAD_USER_INPUT', 'The input breaks a rule of the data', {
+      cause: error,
+    });
+  }
+  let message: string;
+  if (code === '23503') {
+    const referenced = /table "([^"]+)"/.exec(cause?.detail ?? '')?.[1];
+    const type = [...bindings.tables.values()].find((t) => t.table === referenced)?.type;
+    message = `${field} does not name an existing ${type ?? 'row'}`;
+  } else if (code === '23505') message = `${field} is already taken`;
+  else if (code === '23502') message = `${field} is required`;
+  else message = `${field} is out of range`;
+  return new GatewayError('BAD_USER_INPUT', message, {
+    cause: error,
+    extensions: { field, argument: binding.argument },
+  });
+}
+
+export function createTenantData(options: TenantDataOptions): TenantData {
+  const { tenant, dataSource, loaders, bindings, maxPageSize } = options;
+  let catalogPromise: Promise<TenantCatalog | undefined> | undefined;
+  const catalog = () => (catalogPromise ??= options.catalog().catch(() => undefined));
+
+  async function columnInfo(table: TableBinding, column: string) {
+    return (await catalog())?.tables.get(table.table)?.columns.get(column);
+  }
+
+  function rowsOf(table: TableBinding, rows: Record<string, unknown>[]): DataRecord[] {
+    const records = rows.map((row) => toRecord(table, row));
+    // Later lookups of the same rows in this request need no statement.
+    const byKey = byColumn(table, table.key.column);
+    for (const record of records) byKey.prime(keyOf(record[ROW][table.key.column]), record);
+    return records;
+  }
+
+  /** The loader of `table`'s rows by one (unique) column. */
+  function byColumn(table: TableBinding, column: string) {
+    const operation = `${table.type}.by(${column})`;
+    return loaders.get<unknown, DataRecord | null, string>(
+      operation,
+      async (values) => {
+        const info = await columnInfo(table, column);
+        const errors = values.map((v) => invalidKey(v, info));
+        const valid = [...new Set(values.filter((_, i) => errors[i] === undefined).map(keyOf))];
+        let found = new Map<string, DataRecord>();
+        if (valid.length > 0) {
+          try {
+            const rows = await dataSource.query(tenant, (target) =>
+              byColumnStatement(operation, table, column, valid, target),
+            );
+            found = new Map(
+              rows.map((row) => [keyOf(row[column]), toRecord(table, row)] as [string, DataRecord]),
+            );
+          } catch (error) {
+            return values.map(() => (error instanceof Error ? error : new Error(String(error))));
+          }
+        }
+        return values.map((value, i) => {
+          const why = errors[i];
+          if (why !== undefined) {
+            return new GatewayError('BAD_USER_INPUT', `Invalid key: ${why}.`);
+          }
+          return found.get(keyOf(value)) ?? null;
+        });
+      },
+      { cacheKeyFn: keyOf },
+    );
+  }
+
+  function limitOf(first: { defaultValue: number; max: number | undefined }, value: unknown) {
+    return pageSize(value, first.defaultValue, Math.min(first.max ?? maxPageSize, maxPageSize));
+  }
+
+  function filterArgs(
+    binding: { filters: readonly { argument: string }[] },
+    args: Readonly<Record<string, unknown>>,
+  ) {
+    return Object.fromEntries(binding.filters.map((f) => [f.argument, args[f.argument]]));
+  }
+
+  function children(binding: RelationBinding, limit: number, args: Record<string, unknown>) {
+    const name = `${bindingName(binding)}(${JSON.stringify({ first: limit, ...args })})`;
+    return loaders.get<unknown, DataRecord[], string>(
+      name,
+      async (parents) => {
+        const values = [...new Set(parents.map(keyOf))];
+        try {
+          const rows = await dataSource.query(tenant, (target) =>
+            relationStatement(binding, values, limit, args, target),
+          );
+          const grouped = new Map<string, DataRecord[]>();
+          for (const record of rowsOf(binding.to, rows)) {
+            const key = keyOf(record[ROW][binding.childColumn]);
+            const list = grouped.get(key);
+            if (list) list.push(record);
+            else grouped.set(key, [record]);
+          }
+          return parents.map((p) => grouped.get(keyOf(p)) ?? []);
+        } catch (error) {
+          return parents.map(() => (error instanceof Error ? error : new Error(String(error))));
+        }
+      },
+      { cacheKeyFn: keyOf },
+    );
+  }
+
+  return {
+    async lookup(binding, value) {
+      const record = await byColumn(binding.table, binding.column.column).load(value);
+      if (record && binding.column.column !== binding.table.key.column) {
+        byColumn(binding.table, binding.table.key.column).prime(
+          keyOf(record[ROW][binding.table.key.column]),
+          record,
+        );
+      }
+      return record;
+    },
+
+    async page(binding, args) {
+      const first = limitOf(binding.first, args[binding.first.argument]);
+      const after = binding.after === undefined ? undefined : decodeCursor(args[binding.after]);
+      if (after !== undefined) {
+        const why = invalidKey(after, await columnInfo(binding.table, binding.table.key.column));
+        if (why !== undefined) {
+          throw new GatewayError('BAD_USER_INPUT', 'Invalid cursor "after".', {
+            extensions: { argument: 'after' },
+          });
+        }
+      }
+      const rows = await dataSource.query(tenant, (target) =>
+        pageStatement(binding, first, after, filterArgs(binding, args), target),
+      );
+      return {
+        rows: rowsOf(binding.table, rows.slice(0, first)),
+        hasNextPage: rows.length > first,
+        table: binding.table,
+      };
+    },
+
+    async related(binding, parent, args) {
+      const value = parent[ROW][binding.parentColumn];
+      if (!binding.many) {
+        if (value === null || value === undefined) return null;
+        return byColumn(binding.to, binding.childColumn).load(value);
+      }
+      if (value === null || value === undefined) return [];
+      const limit = limitOf(binding.first ?? { defaultValue: 10, max: undefined }, args.first);
+      return children(binding, limit, filterArgs(binding, args)).load(value);
+    },
+
+    async insert(binding, input) {
+      const known = await catalog();
+      const table = known?.tables.get(binding.table.table);
+      for (const column of binding.columns) {
+        const value = input[column.field];
+        const info = table?.columns.get(column.column);
+        if (
+          typeof value === 'string' &&
+          info?.maxLength !== undefined &&
+          value.length > info.maxLength
+        ) {
+          throw new GatewayError(
+            'BAD_USER_INPUT',
+            `${column.field} must be at most ${info.maxLength} characters`,
+            { extensions: { field: column.field, argument: binding.argument } },
+          );
+        }
+      }
+      const hasTenantColumn = (name: string) =>
+        known?.tables.get(name)?.columns.has(TENANT_COLUMN) ?? tenant.data.strategy === 'row';
+      let rows: Record<string, unknown>[];
+      try {
+        rows = await dataSource.query(tenant, (target) =>
+          insertStatement(binding, input, target, hasTenantColumn),
+        );
+      } catch (error) {
+        throw isGatewayError(error) ? insertError(error, binding, bindings, known) : error;
+      }
+      const row = rows[0];
+      if (row === undefined) {
+        throw new GatewayError('INTERNAL_SERVER_ERROR', 'The data backend failed', {
+          cause: new Error('INSERT … RETURNING returned no row'),
+        });
+      }
+      return rowsOf(binding.table, [row])[0] as DataRecord;
+    },
+  };
+}
