@@ -5,6 +5,7 @@
  * is built by the composition root, `createApp` (src/app.ts).
  */
 import cluster from 'node:cluster';
+import { dirname, join, resolve } from 'node:path';
 import { createApp } from './app.js';
 import {
   DEMO_AUDIENCE,
@@ -20,7 +21,9 @@ import {
   type AtriumConfig,
   type AtriumEnv,
   ConfigError,
+  isDemoConfigFile,
   loadConfigFile,
+  readConfigFile,
   readEnv,
   resolveHome,
 } from './config/load.js';
@@ -39,6 +42,7 @@ interface Demo {
 async function startDemo(
   env: AtriumEnv,
   logger: Logger,
+  path: string | undefined,
 ): Promise<{ config: AtriumConfig; demo: Demo }> {
   const devKeys = await loadOrCreateDevKeys(resolveHome(env));
   const keys = {
@@ -100,14 +104,17 @@ async function banner(
 async function main(): Promise<void> {
   const env = readEnv();
   const bootLogger = createLogger({ level: env.LOG_LEVEL ?? 'info' });
-  const file = env.ATRIUM_CONFIG ? loadConfigFile(env) : undefined;
+  const path = env.ATRIUM_CONFIG ? resolve(env.ATRIUM_CONFIG) : undefined;
+  // An example's config (a `dev` section, no `auth`) runs as a demo, like the default one.
+  const demoPath = path === undefined || isDemoConfigFile(readConfigFile(path)) ? path : undefined;
+  const file = path !== undefined && demoPath === undefined ? loadConfigFile(env) : undefined;
   // With `server.workers` > 1 this process forks the gateway workers and only supervises them
   // (src/cluster.ts). Demo mode stays one process: its memory store and model server are per
   // process.
   if (file && startWorkers(workersOptions(file, bootLogger)) === 'primary') return;
   const { config, demo } = file
     ? { config: file, demo: undefined }
-    : await startDemo(env, bootLogger);
+    : await startDemo(env, bootLogger, demoPath);
   const app = await createApp(config, { devKeys: demo?.devKeys, worker: cluster.isWorker });
   const { logger } = app;
   const url = await app.listen();

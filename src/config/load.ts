@@ -70,6 +70,17 @@ function resolvePaths(file: ConfigFile, baseDir: string): ConfigFile {
       files: file.schema.files.map(at),
       resolvers: file.schema.resolvers === undefined ? undefined : at(file.schema.resolvers),
     },
+    dev: {
+      ...file.dev,
+      modelServer: {
+        recipes:
+          file.dev.modelServer.recipes === undefined ? undefined : at(file.dev.modelServer.recipes),
+        repository:
+          file.dev.modelServer.repository === undefined
+            ? undefined
+            : at(file.dev.modelServer.repository),
+      },
+    },
     data: {
       ...file.data,
       migrations: at(file.data.migrations),
@@ -193,6 +204,14 @@ export function resolveHome(env: AtriumEnv): string {
 /** Reads the environment (defaults to `process.env`). The only reader of process.env in src/. */
 export function readEnv(source: NodeJS.ProcessEnv = process.env): AtriumEnv {
   return Object.fromEntries(ENV_NAMES.map((name) => [name, source[name]])) as AtriumEnv;
+}
+
+/**
+ * Whether the config file named by ATRIUM_CONFIG is an example to run as a demo: it has a
+ * `dev` section and no `auth` (demo mode brings its own keys).
+ */
+export function isDemoConfigFile(raw: unknown): boolean {
+  return typeof raw === 'object' && raw !== null && 'dev' in raw && !('auth' in raw);
 }
 
 /** Production start: the config file named by ATRIUM_CONFIG, validated, with env applied. */

@@ -489,11 +489,23 @@ export const configFileSchema = z.object({
       resolvers: z.string().min(1).optional(),
     })
     .prefault({}),
-  /** Demo mode only: what the banner suggests to try. */
+  /**
+   * Demo mode. A config file with a `dev` section and no `auth` runs as a laptop demo
+   * (`ATRIUM_CONFIG=examples/<name>/atrium.yaml npm start`): dev keys, embedded PGlite unless
+   * DATABASE_URL is set, and the reference model server started with the example's models.
+   */
   dev: z
     .object({
       /** A GraphQL query for the banner's curl line. */
       exampleQuery: z.string().min(1).default('{ viewer { subject tenant { id plan } } }'),
+      modelServer: z
+        .object({
+          /** The example's recipe module (exports `recipes`); default the demo's models. */
+          recipes: z.string().min(1).optional(),
+          /** Where its Triton-layout repository is built; default next to the recipes. */
+          repository: z.string().min(1).optional(),
+        })
+        .prefault({}),
     })
     .prefault({}),
   data: z
