@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOipClient, type OipClient } from '../../src/backends/inference/oip-client.js';
 import { createPredictor } from '../../src/backends/inference/predictor.js';
 import type { TenantDataRef } from '../../src/backends/data/types.js';
-import { encodeCursor } from '../../src/graphql/args.js';
+import { encodeCursor } from '../../src/sources/sql/tenant-data.js';
 import { createMemoryStore } from '../../src/store/memory-store.js';
 import { spawnModelServer, type SpawnedModelServer } from '../../services/model-server/spawn.js';
 import {

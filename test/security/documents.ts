@@ -16,7 +16,7 @@ import {
   Source,
   TokenKind,
 } from 'graphql';
-import { createSchema } from '../../src/graphql/schema.js';
+import { demoSchema } from '../support/demo.js';
 import { createRandom, type Random } from './support.js';
 
 /**
@@ -27,7 +27,7 @@ import { createRandom, type Random } from './support.js';
  */
 
 export const SEED = 0xa7_21_10_05;
-const schema: GraphQLSchema = createSchema();
+const schema: GraphQLSchema = demoSchema().schema;
 
 /** One request of the battery. */
 export interface Doc {

@@ -6,14 +6,16 @@ import type { DataSource } from '../../src/backends/data/types.js';
 import { type AtriumConfig, parseConfigFile } from '../../src/config/load.js';
 import { type corsSchema, type TenantConfig, tenantSchema } from '../../src/config/schema.js';
 import { GatewayError } from '../../src/errors.js';
+import type { GatewaySchema } from '../../src/graphql/schema.js';
 import { type AdmissionControl, admitAll } from '../../src/limits/admission.js';
-import type { PredictionService } from '../../src/loaders/prediction-loaders.js';
+import type { PredictionService } from '../../src/sources/inference/prediction-loaders.js';
 import type { Gateway, GatewayOptions } from '../../src/server/gateway.js';
 import type { PersistedQueries } from '../../src/server/persisted-queries.js';
 import type { Observability } from '../../src/server/observability.js';
 import type { Store } from '../../src/store/types.js';
 import type { Logger } from '../../src/telemetry/logger.js';
 import type { TenantRegistry } from '../../src/tenancy/registry.js';
+import { demoSchema } from './demo.js';
 import { TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './tokens.js';
 
 export interface TestGatewayOptions {
@@ -23,6 +25,13 @@ export interface TestGatewayOptions {
     z.input<typeof tenantSchema> | (Partial<TenantConfig> & Pick<TenantConfig, 'id' | 'data'>)
   )[];
   dataSource: DataSource;
+  /** The executable schema and bindings; default the demo example's. */
+  schema?: GatewaySchema;
+  /**
+   * Refuse tenants whose catalog misfits the bindings (default true). Suites whose data source
+   * has no tables at all (viewer-only gateways) turn it off.
+   */
+  checkBindings?: boolean;
   /** Default: {@link noPredictions}. */
   predictor?: PredictionService;
   /** Default: the app's own in-process store (which nothing else writes to). */
@@ -145,6 +154,8 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     observability: options.observability,
     verifier: options.verifier,
     dataSource: options.dataSource,
+    schema: options.schema ?? demoSchema(),
+    checkBindings: options.checkBindings,
     predictor: options.predictor ?? noPredictions,
     modelReady: options.modelReady,
     predictionCache: options.predictionCache,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataSource } from '../../../src/backends/data/types.js';
-import { inputHash } from '../../../src/loaders/prediction-loaders.js';
+import { inputHash } from '../../../src/sources/inference/prediction-loaders.js';
 import { predictionKey } from '../../../src/store/keys.js';
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { createTestSigner, type TestSigner } from '../../support/tokens.js';

@@ -6,7 +6,7 @@ import type { DataSource } from '../../../src/backends/data/types.js';
 import { createAdmissionControl, type AdmissionControl } from '../../../src/limits/admission.js';
 import { createConcurrencyLimiter } from '../../../src/limits/concurrency.js';
 import { createRateLimiter, type LimiterFallback } from '../../../src/limits/rate-limit.js';
-import type { PredictionService } from '../../../src/loaders/prediction-loaders.js';
+import type { PredictionService } from '../../../src/sources/inference/prediction-loaders.js';
 import { createRedisClient, waitForRedis } from '../../../src/store/redis-client.js';
 import { createRedisStore } from '../../../src/store/redis-store.js';
 import type { Store } from '../../../src/store/types.js';

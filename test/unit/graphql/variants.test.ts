@@ -10,10 +10,11 @@ import {
   printSchema,
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { createSchema, loadTypeDefs } from '../../../src/graphql/schema.js';
+import { ENGINE_TYPE_DEFS } from '../../../src/graphql/schema.js';
 import { createSchemaVariants } from '../../../src/graphql/variants.js';
+import { demoSchema } from '../../support/demo.js';
 
-const FEATURE_SDL = loadTypeDefs().find((sdl) => sdl.includes('directive @feature'));
+const FEATURE_SDL = ENGINE_TYPE_DEFS.find((sdl) => sdl.includes('directive @feature'));
 
 const SDL = /* GraphQL */ `
   type Query {
@@ -184,8 +185,14 @@ describe('createSchemaVariants', () => {
     expect(calls).toEqual(['order', 'fraudRisk']);
   });
 
-  it('gates Order.fraudRisk on the "fraud" feature in the real schema', () => {
-    const variants = createSchemaVariants(createSchema());
+  it('gates Order.fraudRisk on the "fraud" feature in the demo example, and strips the source directives', () => {
+    const variants = createSchemaVariants(demoSchema().schema);
+    for (const features of [[], ['fraud']]) {
+      const directives = variants.schemaFor(tenant(...features)).getDirectives().map((d) => d.name);
+      expect(directives).not.toContain('table');
+      expect(directives).not.toContain('infer');
+      expect(directives).not.toContain('feature');
+    }
     expect([...variants.features]).toEqual(['fraud']);
     const fields = (features: string[]) =>
       Object.keys(

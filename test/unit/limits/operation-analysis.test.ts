@@ -1,6 +1,6 @@
 import { buildSchema, getIntrospectionQuery, parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { createSchema } from '../../../src/graphql/schema.js';
+import { demoSchema } from '../../support/demo.js';
 import {
   analyzeOperation,
   countExpandedFields,
@@ -10,7 +10,7 @@ import {
   selectOperation,
 } from '../../../src/limits/operation-analysis.js';
 
-const schema = createSchema();
+const { schema } = demoSchema();
 
 function shape(query: string, operationName?: string) {
   const document = parse(query);

@@ -6,7 +6,8 @@ import {
   DEFAULT_PLANS,
   type PlanLimits,
 } from '../../../src/config/schema.js';
-import { loadTypeDefs } from '../../../src/graphql/schema.js';
+import { ENGINE_TYPE_DEFS } from '../../../src/graphql/schema.js';
+import { demoTypeDefs } from '../../support/demo.js';
 import { GatewayError } from '../../../src/errors.js';
 import {
   checkRequestSize,
@@ -17,7 +18,7 @@ import { formatError } from '../../../src/server/format-error.js';
 
 // The real SDL (with its @cost/@listSize) and no resolvers: nothing here reaches a backend,
 // and the plugin runs before execution anyway.
-const schema = buildSchema(loadTypeDefs().join('\n'));
+const schema = buildSchema([...ENGINE_TYPE_DEFS, ...demoTypeDefs()].join('\n'));
 
 function tenant(plan: string, overrides: Partial<PlanLimits> = {}): OperationLimitsContext {
   const limits = DEFAULT_PLANS[plan];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '../../../src/errors.js';
-import { decodeCursor, encodeCursor, pageSize } from '../../../src/graphql/args.js';
+import { GatewayError } from '../../../../src/errors.js';
+import { decodeCursor, encodeCursor, pageSize } from '../../../../src/sources/sql/tenant-data.js';
 
 describe('arguments', () => {
   it('round-trips cursors and refuses forged ones', () => {
