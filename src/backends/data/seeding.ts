@@ -12,7 +12,7 @@ export interface SeedTarget {
 }
 
 export interface SeedSizeOptions {
-  /** How many top-level rows (the example decides which table: customers, accounts…). */
+  /** How many top-level rows to generate (the seed module says of which table). */
   size?: number | undefined;
 }
 

@@ -67,7 +67,9 @@ async function tmpDir(): Promise<string> {
   return dir;
 }
 
-function schemaTenant(id: string, schema: string): TenantDataRef {
+type SchemaTenant = TenantDataRef & { data: { strategy: 'schema'; schema: string } };
+
+function schemaTenant(id: string, schema: string): SchemaTenant {
   return { id, data: { strategy: 'schema', schema } };
 }
 function rowTenant(id: string): TenantDataRef {
@@ -231,7 +233,7 @@ describe('evolving tenants that were migrated before', () => {
     ]);
     // Rows written before the change survive it.
     await session.query(
-      `INSERT INTO ${pg.escapeIdentifier(acme.data.schema ?? '')}.accounts
+      `INSERT INTO ${pg.escapeIdentifier(acme.data.schema)}.accounts
          (tenant_id, name, country, credit_limit) VALUES ('acme', 'Before', 'DE', 5000)`,
     );
 
@@ -246,20 +248,17 @@ describe('evolving tenants that were migrated before', () => {
     expect((await migrateTenant(session, rowTenant('globex'), options)).applied).toEqual([
       '0002_account_region.sql',
     ]);
-    for (const schema of [acme.data.schema ?? '', rowSchema]) {
+    for (const schema of [acme.data.schema, rowSchema]) {
       const region = await session.query<{ is_nullable: string }>(
         `SELECT is_nullable FROM information_schema.columns
           WHERE table_schema = $1 AND table_name = 'accounts' AND column_name = 'region'`,
         [schema],
       );
       expect(region.rows).toEqual([{ is_nullable: 'YES' }]);
-      expect(await recorded(session, schema)).toEqual([
-        '0001_init.sql',
-        '0002_account_region.sql',
-      ]);
+      expect(await recorded(session, schema)).toEqual(['0001_init.sql', '0002_account_region.sql']);
     }
     const kept = await session.query(
-      `SELECT name, region FROM ${pg.escapeIdentifier(acme.data.schema ?? '')}.accounts`,
+      `SELECT name, region FROM ${pg.escapeIdentifier(acme.data.schema)}.accounts`,
     );
     expect(kept.rows).toEqual([{ name: 'Before', region: null }]);
   });
@@ -274,10 +273,10 @@ describe('evolving tenants that were migrated before', () => {
     expect(error).toBeInstanceOf(MigrationError);
     expect(error).toMatchObject({ code: 'MIGRATION_FAILED', migration: '0002_broken.sql' });
     expect((error as Error).message).toMatch(/0002_broken\.sql.*syntax error/);
-    expect(await recorded(session, tenant.data.schema ?? '')).toEqual(['0001_init.sql']);
+    expect(await recorded(session, tenant.data.schema)).toEqual(['0001_init.sql']);
     const half = await session.query<{ present: boolean }>(
       'SELECT to_regclass($1) IS NOT NULL AS present',
-      [`${tenant.data.schema ?? ''}.half`],
+      [`${tenant.data.schema}.half`],
     );
     expect(half.rows[0]?.present).toBe(false);
   });
@@ -447,7 +446,11 @@ describe('migrations on PGlite', () => {
       expect(await recorded(session, rowSchema)).toEqual(files);
       expect(await rowSecurity(session, rowSchema)).toEqual(expectedRowSecurity(example));
     }
-    const initech: TenantDataRef = { id: 'initech', data: { strategy: 'database' } };
+    // PGlite gives a database tenant an instance of its own; the URL is not used.
+    const initech: TenantDataRef = {
+      id: 'initech',
+      data: { strategy: 'database', url: 'postgres://unused/initech' },
+    };
     const ownSession = pgliteExecutor(own);
     const result = await migrateTenant(ownSession, initech, { dir: DIRS.invoicing });
     expect(result).toMatchObject({ schema: 'public', applied: [...FILES.invoicing] });
@@ -487,5 +490,4 @@ describe('migrations on PGlite', () => {
       await session.exec('ROLLBACK');
     }
   });
-
 });
