@@ -17,7 +17,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateTenantData } from '../src/backends/data/seed.js';
+import { generateTenantData } from '../examples/demo/seed.js';
 import { spawnModelServer, type SpawnedModelServer } from '../services/model-server/spawn.js';
 import type { BenchContext } from './lib/context.js';
 import {
@@ -138,7 +138,7 @@ try {
   tenants.add(dataTenant);
   const seeded = await seedBenchTenant(db.url, dataTenant, SEED_CUSTOMERS);
   log(
-    `database ${db.name}: tenant ${dataTenant} seeded (${seeded.customers} customers, ${seeded.orders} orders)`,
+    `database ${db.name}: tenant ${dataTenant} seeded (${seeded.tables?.customers?.rows ?? 0} customers, ${seeded.tables?.orders?.rows ?? 0} orders)`,
   );
   const ctx: BenchContext = {
     settings,
@@ -147,7 +147,7 @@ try {
     signer,
     db,
     dataTenant,
-    customerIds: generateTenantData(dataTenant, { customers: SEED_CUSTOMERS }).customers.map(
+    customerIds: generateTenantData(dataTenant, { size: SEED_CUSTOMERS }).customers.map(
       (c) => c.id,
     ),
     modelServer: () => (modelServer ??= spawnModelServer({ port: 0 })),

@@ -1,7 +1,9 @@
 /**
- * `npm run db:migrate` — creates (idempotently) the tables of every tenant in the config file
- * named by ATRIUM_CONFIG, on DATABASE_URL (schema and row tenants) or each database tenant's
- * own URL, and the control schema holding the durable copy of operator decisions
+ * `npm run db:migrate` — applies the migration files of `data.migrations` not yet applied to
+ * each tenant of the config file named by ATRIUM_CONFIG (versions recorded per schema in
+ * `atrium_migrations`; row tenants share one schema, migrated once, with RLS forced by Atrium),
+ * on DATABASE_URL (schema and row tenants) or each database tenant's own URL, and the control
+ * schema holding the durable copy of operator decisions
  * (`liveConfig.controlSchema`) on DATABASE_URL. Demo mode (no ATRIUM_CONFIG) needs none of
  * this: PGlite is migrated at start.
  */
@@ -42,12 +44,20 @@ async function main(): Promise<number> {
   const outcomes = await forEachTenant({
     config,
     task: async (session, tenant) => {
-      const result = await migrateTenant(session, tenant, { rowRole: config.data.rowRole });
+      const result = await migrateTenant(session, tenant, {
+        dir: config.data.migrations,
+        rowRole: config.data.rowRole,
+      });
       const where =
         result.strategy === 'row'
-          ? `shared tables in schema "${result.schema}", RLS as role "${config.data.rowRole}"`
+          ? `shared tables in schema "${result.schema}", RLS as role "${config.data.rowRole}"` +
+            ` on ${result.rowSecurity?.tables.join(', ') || 'no tables'}`
           : `tables in schema "${result.schema}"`;
-      return `migrated (${result.strategy}): ${where}`;
+      const applied =
+        result.applied.length === 0
+          ? 'nothing to apply (up to date)'
+          : `applied ${result.applied.join(', ')}`;
+      return `migrated (${result.strategy}): ${where}; ${applied}`;
     },
   });
   const code = reportOutcomes(outcomes, 'migrated');

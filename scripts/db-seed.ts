@@ -1,21 +1,18 @@
 /**
- * `npm run db:seed [-- --customers 200 --min-orders 0 --max-orders 12]` — migrates, then
- * inserts the deterministic demo rows of every tenant in the config file named by
- * ATRIUM_CONFIG (idempotent: rows already there are kept). Targets as for db:migrate.
+ * `npm run db:seed [-- --size N]` — migrates, then runs the seed module of `data.seed` for every
+ * tenant in the config file named by ATRIUM_CONFIG (idempotent: rows already there are kept).
+ * `--size` is the seed's top-level row count (demo: customers, default 200; `--customers` is
+ * an alias). Targets as for db:migrate.
  */
 import { parseArgs } from 'node:util';
 import { forEachTenant } from '../src/backends/data/admin.js';
 import { migrateTenant } from '../src/backends/data/migrations.js';
-import {
-  DEFAULT_ORDERS_PER_CUSTOMER,
-  DEFAULT_SEED_CUSTOMERS,
-  seedTenant,
-} from '../src/backends/data/seed.js';
+import { seedTenant, type SeedReport } from '../src/backends/data/seeding.js';
 import { ConfigError, loadConfigFile, readEnv } from '../src/config/load.js';
 import { reportOutcomes, runScript } from './tenant-task.js';
 
-function intOption(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
+function sizeOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) {
     throw new ConfigError(
@@ -25,22 +22,21 @@ function intOption(name: string, value: string | undefined, fallback: number): n
   return n;
 }
 
+function describe(report: SeedReport): string {
+  if (report.tables === undefined) return `${report.rows} rows (${report.inserted} new)`;
+  return Object.entries(report.tables)
+    .map(([table, t]) => `${t.rows} ${table} (${t.inserted} new)`)
+    .join(', ');
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: {
-      customers: { type: 'string' },
-      'min-orders': { type: 'string' },
-      'max-orders': { type: 'string' },
-    },
+    options: { size: { type: 'string' }, customers: { type: 'string' } },
   });
-  const customers = intOption('customers', values.customers, DEFAULT_SEED_CUSTOMERS);
-  const ordersPerCustomer = {
-    min: intOption('min-orders', values['min-orders'], DEFAULT_ORDERS_PER_CUSTOMER.min),
-    max: intOption('max-orders', values['max-orders'], DEFAULT_ORDERS_PER_CUSTOMER.max),
-  };
-  if (ordersPerCustomer.min > ordersPerCustomer.max) {
-    throw new ConfigError('--min-orders must not exceed --max-orders');
+  if (values.size !== undefined && values.customers !== undefined) {
+    throw new ConfigError('--customers is an alias of --size: give one of them');
   }
+  const size = sizeOption('size', values.size) ?? sizeOption('customers', values.customers);
   const env = readEnv();
   if (!env.ATRIUM_CONFIG) {
     console.error(
@@ -50,16 +46,26 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfigFile(env);
+  const module = config.data.seed;
+  if (module === undefined) {
+    throw new ConfigError('db:seed needs data.seed in the config (the path of a seed module)');
+  }
   const names = { rowRole: config.data.rowRole };
   const outcomes = await forEachTenant({
     config,
     task: async (session, tenant) => {
-      await migrateTenant(session, tenant, names);
-      const r = await seedTenant(session, tenant, { ...names, customers, ordersPerCustomer });
-      return (
-        `seeded (${tenant.data.strategy}): ${r.customers} customers (${r.customersInserted} new), ` +
-        `${r.orders} orders (${r.ordersInserted} new)`
-      );
+      const migrated = await migrateTenant(session, tenant, {
+        ...names,
+        dir: config.data.migrations,
+      });
+      const report = await seedTenant(session, tenant, {
+        ...names,
+        module,
+        ...(size === undefined ? {} : { size }),
+      });
+      const applied =
+        migrated.applied.length === 0 ? '' : ` (after applying ${migrated.applied.join(', ')})`;
+      return `seeded (${tenant.data.strategy}): ${describe(report)}${applied}`;
     },
   });
   return reportOutcomes(outcomes, 'seeded');

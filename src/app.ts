@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Registry } from 'prom-client';
 import { type DevKeys, mintDevToken } from './auth/dev-keys.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/verify-token.js';
-import { createDemoData } from './backends/data/pglite.js';
+import { createEmbeddedData } from './backends/data/pglite.js';
 import { createPostgresDataSource } from './backends/data/postgres.js';
 import type { DataSource } from './backends/data/types.js';
 import { createOipClient, type OipClient } from './backends/inference/oip-client.js';
@@ -218,8 +218,10 @@ async function createData(
   if (config.mode === 'production') {
     logger.warn('DATABASE_URL is not set: serving embedded PGlite demo data');
   }
-  return createDemoData({
+  return createEmbeddedData({
     tenants: config.tenants.map((t) => ({ id: t.id, data: t.data })),
+    migrations: config.data.migrations,
+    seed: config.data.seed,
     rowRole: config.data.rowRole,
     onQuery: observability.onQuery('pglite'),
   });

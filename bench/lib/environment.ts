@@ -10,8 +10,13 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { migrateTenant } from '../../src/backends/data/migrations.js';
 import { createPostgresDataSource } from '../../src/backends/data/postgres.js';
-import { seedTenant } from '../../src/backends/data/seed.js';
-import { DEFAULT_PLANS, DEFAULT_ROW_ROLE } from '../../src/config/schema.js';
+import { seedTenant } from '../../src/backends/data/seeding.js';
+import {
+  DEFAULT_MIGRATIONS_DIR,
+  DEFAULT_PLANS,
+  DEFAULT_ROW_ROLE,
+  DEMO_EXAMPLE_DIR,
+} from '../../src/config/schema.js';
 import {
   createTestSigner,
   TEST_AUDIENCE,
@@ -120,8 +125,11 @@ export async function seedBenchTenant(url: string, tenantId: string, customers: 
   const tenant = { id: tenantId, data: { strategy: 'schema' as const } };
   try {
     return await dataSource.withSession(tenant, async (session) => {
-      await migrateTenant(session, tenant);
-      const seeded = await seedTenant(session, tenant, { customers });
+      await migrateTenant(session, tenant, { dir: DEFAULT_MIGRATIONS_DIR });
+      const seeded = await seedTenant(session, tenant, {
+        module: `${DEMO_EXAMPLE_DIR}seed.ts`,
+        size: customers,
+      });
       // Fresh statistics, so the planner (and autovacuum) do not change course mid-run.
       await session.exec('ANALYZE');
       return seeded;

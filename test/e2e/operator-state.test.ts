@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPrng } from '../../src/backends/data/prng.js';
+import { createPrng } from '../../examples/demo/prng.js';
 import { documentHash } from '../../src/server/persisted-queries.js';
 import {
   tenantConfigKey,

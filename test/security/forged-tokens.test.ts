@@ -1,8 +1,9 @@
 import { KeyObject, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenVerifier } from '../../src/auth/verify-token.js';
-import { createDemoData } from '../../src/backends/data/pglite.js';
+import { createEmbeddedData } from '../../src/backends/data/pglite.js';
 import type { SqlDataSource } from '../../src/backends/data/tenant-data-source.js';
+import { DEFAULT_MIGRATIONS_DIR, DEMO_EXAMPLE_DIR } from '../../src/config/schema.js';
 import {
   AUDIENCE,
   b64url,
@@ -50,9 +51,11 @@ beforeAll(async () => {
   jwks = await startJwksServer([rsa.publicJwk, ec.publicJwk, weak.publicJwk]);
   // Where hostile headers point; it must never be asked for anything.
   attackerServer = await startJwksServer([attacker.publicJwk]);
-  data = await createDemoData({
+  data = await createEmbeddedData({
     tenants: [{ id: 'acme', data: { strategy: 'schema' } }],
-    seed: { customers: 5 },
+    migrations: DEFAULT_MIGRATIONS_DIR,
+    seed: `${DEMO_EXAMPLE_DIR}seed.ts`,
+    seedSize: 5,
   });
   gateway = await startTestGateway({
     signer: await createTestSigner(),

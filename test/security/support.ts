@@ -1,8 +1,9 @@
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { Pool } from 'undici';
-import { createDemoData } from '../../src/backends/data/pglite.js';
+import { createEmbeddedData } from '../../src/backends/data/pglite.js';
 import type { SqlDataSource } from '../../src/backends/data/tenant-data-source.js';
+import { DEFAULT_MIGRATIONS_DIR, DEMO_EXAMPLE_DIR } from '../../src/config/schema.js';
 import { type ErrorCode, HTTP_STATUS } from '../../src/errors.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { startTestGateway, type TestGateway, type TestGatewayOptions } from '../support/gateway.js';
@@ -252,9 +253,11 @@ export async function startSecurityGateway(
   ];
   const data =
     shared ??
-    (await createDemoData({
+    (await createEmbeddedData({
       tenants: tenants.map((t) => ({ id: t.id, data: t.data })),
-      seed: { customers: 30, ordersPerCustomer: { min: 0, max: 4 } },
+      migrations: DEFAULT_MIGRATIONS_DIR,
+      seed: `${DEMO_EXAMPLE_DIR}seed.ts`,
+      seedSize: 30,
     }));
   const gateway = await startTestGateway({ signer, tenants, dataSource: data, ...options });
   const pool = new Pool(gateway.url, { connections: 16, pipelining: 1 });

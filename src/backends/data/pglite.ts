@@ -2,7 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { DEFAULT_ROW_ROLE, DEFAULT_STATEMENT_TIMEOUT_MS } from '../../config/schema.js';
 import { DEFAULT_ROW_SCHEMA } from '../../config/isolation-targets.js';
 import { migrateTenant } from './migrations.js';
-import { seedTenant, type SeedOptions } from './seed.js';
+import { seedTenant } from './seeding.js';
 import { pgliteExecutor } from './sql-executor.js';
 import {
   createTenantDataSource,
@@ -146,26 +146,39 @@ export function createPgliteDataSource(options: PgliteDataSourceOptions = {}): S
   });
 }
 
-export interface DemoDataOptions extends PgliteDataSourceOptions {
+export interface EmbeddedDataOptions extends PgliteDataSourceOptions {
   tenants: readonly TenantDataRef[];
-  /** Demo rows per tenant; `false` creates the tables only. Default 200 customers, 0–12 orders each. */
-  seed?: SeedOptions | false | undefined;
+  /** Absolute path of the migrations directory (`config.data.migrations`). */
+  migrations: string;
+  /** Absolute path of the seed module (`config.data.seed`); unset → tables only. */
+  seed?: string | undefined;
+  /** Passed to the seed as `size`; unset → the seed's default. */
+  seedSize?: number | undefined;
 }
 
-/** An embedded DataSource with `tenants` migrated and seeded: what `npm start` runs on. */
-export async function createDemoData(options: DemoDataOptions): Promise<SqlDataSource> {
+/**
+ * An embedded DataSource with `tenants` migrated (a row schema once, however many tenants share
+ * it) and seeded: what `npm start` runs on without a DATABASE_URL.
+ */
+export async function createEmbeddedData(options: EmbeddedDataOptions): Promise<SqlDataSource> {
   const source = createPgliteDataSource(options);
   const names = {
     ...(options.rowRole === undefined ? {} : { rowRole: options.rowRole }),
     ...(options.rowSchema === undefined ? {} : { rowSchema: options.rowSchema }),
   };
   try {
-    // One tenant at a time: they may share the one embedded session anyway.
+    // One tenant at a time: they may share the one embedded session anyway. migrateTenant
+    // itself finds a row schema already migrated, so the second row tenant applies nothing.
     for (const tenant of options.tenants) {
       await source.withSession(tenant, async (session) => {
-        await migrateTenant(session, tenant, names);
-        if (options.seed !== false)
-          await seedTenant(session, tenant, { ...names, ...options.seed });
+        await migrateTenant(session, tenant, { ...names, dir: options.migrations });
+        if (options.seed !== undefined) {
+          await seedTenant(session, tenant, {
+            ...names,
+            module: options.seed,
+            ...(options.seedSize === undefined ? {} : { size: options.seedSize }),
+          });
+        }
       });
     }
   } catch (error) {

@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { createPrng } from '../../../../src/backends/data/prng.js';
-import { generateTenantData, SEED_EPOCH } from '../../../../src/backends/data/seed.js';
+import { createPrng } from '../../../examples/demo/prng.js';
+import { generateTenantData, SEED_EPOCH } from '../../../examples/demo/seed.js';
 
 describe('generateTenantData', () => {
   it('is deterministic per tenant and stable when more customers are asked for', () => {
-    const a = generateTenantData('acme', { customers: 30 });
-    expect(generateTenantData('acme', { customers: 30 })).toEqual(a);
-    const more = generateTenantData('acme', { customers: 50 });
+    const a = generateTenantData('acme', { size: 30 });
+    expect(generateTenantData('acme', { size: 30 })).toEqual(a);
+    const more = generateTenantData('acme', { size: 50 });
     expect(more.customers.slice(0, 30)).toEqual(a.customers);
   });
 
   it('gives different tenants disjoint ids', () => {
     const ids = (tenant: string) => {
-      const d = generateTenantData(tenant, { customers: 200 });
+      const d = generateTenantData(tenant, { size: 200 });
       return [...d.customers.map((c) => c.id), ...d.orders.map((o) => o.id)];
     };
     const acme = ids('acme');
@@ -24,7 +24,7 @@ describe('generateTenantData', () => {
 
   it('keeps every feature within the documented ranges', () => {
     const { customers, orders } = generateTenantData('ranges', {
-      customers: 300,
+      size: 300,
       ordersPerCustomer: { min: 0, max: 12 },
     });
     expect(customers).toHaveLength(300);
@@ -66,7 +66,7 @@ describe('generateTenantData', () => {
   });
 
   it('rejects nonsensical sizes', () => {
-    expect(() => generateTenantData('x', { customers: -1 })).toThrow(TypeError);
+    expect(() => generateTenantData('x', { size: -1 })).toThrow(TypeError);
     expect(() => generateTenantData('x', { ordersPerCustomer: { min: 5, max: 2 } })).toThrow(
       TypeError,
     );

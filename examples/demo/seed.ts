@@ -1,13 +1,47 @@
-import { checkIsolationOptions, DEFAULT_ISOLATION_OPTIONS, isolationFor } from './isolation.js';
-import type { MigrationOptions } from './migrations.js';
+/**
+ * The demo's seed (`data.seed` in examples/demo/atrium.yaml): deterministic customers and
+ * orders per tenant, the same on every run and every machine, inserted idempotently.
+ */
+import pg from 'pg';
+import type { SeedReport, SeedTarget } from '../../src/backends/data/seeding.js';
+import type { SqlExecutor } from '../../src/backends/data/sql-executor.js';
 import { createPrng, type Prng } from './prng.js';
-import type { SqlExecutor } from './sql-executor.js';
-import { runInTransaction } from './tenant-data-source.js';
-import type { Channel, CustomerRecord, OrderRecord, Segment, TenantDataRef } from './types.js';
+
+const { escapeIdentifier } = pg;
+
+export type Segment = 'SMB' | 'MID_MARKET' | 'ENTERPRISE';
+export type Channel = 'WEB' | 'MOBILE' | 'STORE' | 'PHONE';
+
+export interface CustomerRecord {
+  id: string;
+  name: string;
+  email: string;
+  segment: Segment;
+  country: string;
+  createdAt: Date;
+  lifetimeValue: number;
+  tenureMonths: number;
+  monthlySpend: number;
+  supportTickets: number;
+  daysSinceLastLogin: number;
+}
+
+export interface OrderRecord {
+  id: string;
+  customerId: string;
+  amount: number;
+  currency: string;
+  channel: Channel;
+  createdAt: Date;
+  itemCount: number;
+  isInternational: boolean;
+  paymentAttempts: number;
+  hourOfDay: number;
+}
 
 export interface SeedOptions {
   /** Customers per tenant; default 200. */
-  customers?: number | undefined;
+  size?: number | undefined;
   /** Orders per customer, drawn uniformly in [min, max]; default 0..12. */
   ordersPerCustomer?: { min: number; max: number } | undefined;
 }
@@ -16,8 +50,6 @@ export const DEFAULT_SEED_CUSTOMERS = 200;
 export const DEFAULT_ORDERS_PER_CUSTOMER = { min: 0, max: 12 } as const;
 /** Seeded timestamps count back from this instant, so a seed is identical on every run. */
 export const SEED_EPOCH = Date.UTC(2025, 0, 1);
-/** Generous: seeding thousands of rows on a slow machine must not trip the request timeout. */
-const SEED_STATEMENT_TIMEOUT_MS = 10 * 60_000;
 
 const DAY_MS = 86_400_000;
 
@@ -69,10 +101,10 @@ function weighted<T>(rng: Prng, table: ReadonlyArray<readonly [T, number]>): T {
 }
 
 function checkSeedOptions(options: SeedOptions): { customers: number; min: number; max: number } {
-  const customers = options.customers ?? DEFAULT_SEED_CUSTOMERS;
+  const customers = options.size ?? DEFAULT_SEED_CUSTOMERS;
   const { min, max } = options.ordersPerCustomer ?? DEFAULT_ORDERS_PER_CUSTOMER;
   if (!Number.isInteger(customers) || customers < 0 || customers > 100_000) {
-    throw new TypeError(`customers must be an integer from 0 to 100000; found ${customers}`);
+    throw new TypeError(`size (customers) must be an integer from 0 to 100000; found ${customers}`);
   }
   if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max > 1000 || min > max) {
     throw new TypeError(
@@ -170,139 +202,107 @@ export function generateTenantData(tenantId: string, options: SeedOptions = {}):
   return { customers, orders };
 }
 
-export interface SeedResult {
-  tenantId: string;
-  /** Rows inserted by this run (rows already present are left alone). */
-  customersInserted: number;
-  ordersInserted: number;
-  /** Rows the seed describes in total. */
-  customers: number;
-  orders: number;
-}
-
-export type SeedTenantOptions = SeedOptions & Partial<MigrationOptions>;
-
 /** `INSERT … SELECT FROM unnest(…)`: one statement and a fixed number of parameters per table. */
-function insertSql(table: string, columns: string[], types: string[], tenantColumn: boolean) {
-  const arrays = types.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
-  const target = tenantColumn ? [...columns, 'tenant_id'] : columns;
-  const select = tenantColumn ? `u.*, $${types.length + 1}::text` : 'u.*';
+function insertSql(table: string, columns: readonly string[], types: readonly string[]): string {
+  const arrays = types.map((type, i) => `$${i + 2}::${type}[]`).join(', ');
   return `WITH inserted AS (
-      INSERT INTO ${table} (${target.join(', ')})
-      SELECT ${select} FROM unnest(${arrays}) AS u
+      INSERT INTO ${table} (tenant_id, ${columns.join(', ')})
+      SELECT $1::text, u.* FROM unnest(${arrays}) AS u
       ON CONFLICT DO NOTHING
       RETURNING 1
     ) SELECT count(*)::int AS n FROM inserted`;
 }
 
+const CUSTOMER_COLUMNS = [
+  ['id', 'text'],
+  ['name', 'text'],
+  ['email', 'text'],
+  ['segment', 'text'],
+  ['country', 'text'],
+  ['created_at', 'timestamptz'],
+  ['lifetime_value', 'numeric'],
+  ['tenure_months', 'int'],
+  ['monthly_spend', 'numeric'],
+  ['support_tickets', 'int'],
+  ['days_since_last_login', 'int'],
+] as const;
+
+const ORDER_COLUMNS = [
+  ['id', 'text'],
+  ['customer_id', 'text'],
+  ['amount', 'numeric'],
+  ['currency', 'text'],
+  ['channel', 'text'],
+  ['created_at', 'timestamptz'],
+  ['item_count', 'int'],
+  ['is_international', 'boolean'],
+  ['payment_attempts', 'int'],
+  ['hour_of_day', 'int'],
+] as const;
+
+function insertFor(
+  schema: string,
+  table: string,
+  columns: ReadonlyArray<readonly [string, string]>,
+) {
+  return insertSql(
+    `${escapeIdentifier(schema)}.${escapeIdentifier(table)}`,
+    columns.map(([name]) => name),
+    columns.map(([, type]) => type),
+  );
+}
+
 /**
- * Inserts the demo rows of `tenant` (idempotent: existing rows are kept), in one transaction
- * inside the tenant's own isolation — for the `row` strategy that means as the row role under
- * RLS, so the seed exercises the same policies as requests do. Run `migrateTenant` first.
+ * Inserts the demo rows of `target.tenantId` into `target.schema` (rows already there are
+ * kept). Runs inside the transaction and isolation the caller (`seedTenant`) set up.
  */
-export async function seedTenant(
-  executor: SqlExecutor,
-  tenant: TenantDataRef,
-  options: SeedTenantOptions = {},
-): Promise<SeedResult> {
-  const isolation = checkIsolationOptions({
-    ...DEFAULT_ISOLATION_OPTIONS,
-    ...(options.rowRole === undefined ? {} : { rowRole: options.rowRole }),
-    ...(options.rowSchema === undefined ? {} : { rowSchema: options.rowSchema }),
-    statementTimeoutMs: SEED_STATEMENT_TIMEOUT_MS,
-  });
-  const { prelude, tenantColumn } = isolationFor(tenant, isolation, false);
-  const data = generateTenantData(tenant.id, options);
-  const extra = tenantColumn ? [tenant.id] : [];
-  const c = data.customers;
-  const o = data.orders;
-  const customersSql = insertSql(
-    'customers',
+export async function seed(
+  session: SqlExecutor,
+  target: SeedTarget,
+  options: SeedOptions = {},
+): Promise<SeedReport> {
+  const { customers: c, orders: o } = generateTenantData(target.tenantId, options);
+  const customers = await session.query<{ n: number }>(
+    insertFor(target.schema, 'customers', CUSTOMER_COLUMNS),
     [
-      'id',
-      'name',
-      'email',
-      'segment',
-      'country',
-      'created_at',
-      'lifetime_value',
-      'tenure_months',
-      'monthly_spend',
-      'support_tickets',
-      'days_since_last_login',
+      target.tenantId,
+      c.map((r) => r.id),
+      c.map((r) => r.name),
+      c.map((r) => r.email),
+      c.map((r) => r.segment),
+      c.map((r) => r.country),
+      c.map((r) => r.createdAt.toISOString()),
+      c.map((r) => r.lifetimeValue),
+      c.map((r) => r.tenureMonths),
+      c.map((r) => r.monthlySpend),
+      c.map((r) => r.supportTickets),
+      c.map((r) => r.daysSinceLastLogin),
     ],
+  );
+  const orders = await session.query<{ n: number }>(
+    insertFor(target.schema, 'orders', ORDER_COLUMNS),
     [
-      'text',
-      'text',
-      'text',
-      'text',
-      'text',
-      'timestamptz',
-      'numeric',
-      'int',
-      'numeric',
-      'int',
-      'int',
+      target.tenantId,
+      o.map((r) => r.id),
+      o.map((r) => r.customerId),
+      o.map((r) => r.amount),
+      o.map((r) => r.currency),
+      o.map((r) => r.channel),
+      o.map((r) => r.createdAt.toISOString()),
+      o.map((r) => r.itemCount),
+      o.map((r) => r.isInternational),
+      o.map((r) => r.paymentAttempts),
+      o.map((r) => r.hourOfDay),
     ],
-    tenantColumn,
   );
-  const ordersSql = insertSql(
-    'orders',
-    [
-      'id',
-      'customer_id',
-      'amount',
-      'currency',
-      'channel',
-      'created_at',
-      'item_count',
-      'is_international',
-      'payment_attempts',
-      'hour_of_day',
-    ],
-    ['text', 'text', 'numeric', 'text', 'text', 'timestamptz', 'int', 'boolean', 'int', 'int'],
-    tenantColumn,
-  );
-  const noRelease = { executor, release: () => {} };
-  const [customersInserted, ordersInserted] = await runInTransaction(
-    noRelease,
-    prelude,
-    async (session) => {
-      const customersResult = await session.query<{ n: number }>(customersSql, [
-        c.map((r) => r.id),
-        c.map((r) => r.name),
-        c.map((r) => r.email),
-        c.map((r) => r.segment),
-        c.map((r) => r.country),
-        c.map((r) => r.createdAt.toISOString()),
-        c.map((r) => r.lifetimeValue),
-        c.map((r) => r.tenureMonths),
-        c.map((r) => r.monthlySpend),
-        c.map((r) => r.supportTickets),
-        c.map((r) => r.daysSinceLastLogin),
-        ...extra,
-      ]);
-      const ordersResult = await session.query<{ n: number }>(ordersSql, [
-        o.map((r) => r.id),
-        o.map((r) => r.customerId),
-        o.map((r) => r.amount),
-        o.map((r) => r.currency),
-        o.map((r) => r.channel),
-        o.map((r) => r.createdAt.toISOString()),
-        o.map((r) => r.itemCount),
-        o.map((r) => r.isInternational),
-        o.map((r) => r.paymentAttempts),
-        o.map((r) => r.hourOfDay),
-        ...extra,
-      ]);
-      return [customersResult.rows[0]?.n ?? 0, ordersResult.rows[0]?.n ?? 0] as const;
-    },
-  );
+  const customersInserted = customers.rows[0]?.n ?? 0;
+  const ordersInserted = orders.rows[0]?.n ?? 0;
   return {
-    tenantId: tenant.id,
-    customersInserted,
-    ordersInserted,
-    customers: c.length,
-    orders: o.length,
+    rows: c.length + o.length,
+    inserted: customersInserted + ordersInserted,
+    tables: {
+      customers: { rows: c.length, inserted: customersInserted },
+      orders: { rows: o.length, inserted: ordersInserted },
+    },
   };
 }
