@@ -119,7 +119,7 @@ describe('source bindings from the SDL', () => {
     [
       'an orderBy with SQL in it',
       TABLES.replace('label: String', 'children(first: Int = 3): [Thing!]! @relation(foreignKey: "parent_id", orderBy: "id; delete")\n    label: String'),
-      /orderBy column "id;"/,
+      /\[at Thing\.children @relation\] orderBy "id; delete": each term is a column and ASC or DESC/,
     ],
   ])('refuses %s, naming where', (_what, sdl, message) => {
     expect(error(sdl)).toMatch(message);

@@ -7,8 +7,11 @@ const withCode = (code: string, message = 'x') => Object.assign(new Error(messag
 describe('translateDataError', () => {
   it('maps PostgreSQL and socket failures to stable codes', () => {
     const cases: [unknown, string, string?][] = [
-      [withCode('23503'), 'BAD_USER_INPUT', 'createOrder'],
-      [withCode('23503'), 'INTERNAL_SERVER_ERROR', 'listCustomers'],
+      // Constraints an insert broke and values a column cannot hold: the client's input.
+      [withCode('23503'), 'BAD_USER_INPUT', 'Mutation.createOrder'],
+      [withCode('23514'), 'BAD_USER_INPUT', 'Mutation.createOrder'],
+      [withCode('23505'), 'BAD_USER_INPUT', 'Mutation.createOrder'],
+      [withCode('22003'), 'BAD_USER_INPUT', 'Mutation.createOrder'],
       [withCode('57014'), 'BACKEND_TIMEOUT'],
       [withCode('08006'), 'BACKEND_UNAVAILABLE'],
       [withCode('57P01'), 'BACKEND_UNAVAILABLE'],
@@ -26,14 +29,14 @@ describe('translateDataError', () => {
       [new Error('Connection terminated unexpectedly'), 'BACKEND_UNAVAILABLE'],
       [new Error('something else'), 'INTERNAL_SERVER_ERROR'],
     ];
-    for (const [error, code, operation = 'customersByIds'] of cases) {
+    for (const [error, code, operation = 'Query.items'] of cases) {
       expect(translateDataError(error, operation).code, String(error)).toBe(code);
     }
   });
 
   it('keeps SQL details out of the client message but in the cause', () => {
     const cause = withCode('42P01', 'relation "tenant_acme.customers" does not exist');
-    const translated = translateDataError(cause, 'customersByIds');
+    const translated = translateDataError(cause, 'Query.items');
     expect(translated.message).not.toContain('tenant_acme');
     expect(translated.originalError).toBe(cause);
   });
