@@ -54,13 +54,20 @@ async function startDemo(
   };
   // Read (and validated) before anything starts, so a broken example fails fast.
   const probe = applyEnv(
-    buildDemoConfig({ ...keys, modelServerUrl: 'http://127.0.0.1' }),
+    buildDemoConfig({ ...keys, path, modelServerUrl: 'http://127.0.0.1' }),
     env,
     'demo',
   );
   logger.info('demo mode: starting the reference model server');
-  const modelServer = await spawnModelServer({ port: probe.modelServerPort, host: '127.0.0.1' });
-  const file = buildDemoConfig({ ...keys, modelServerUrl: modelServer.url });
+  const { recipes, repository } = probe.dev.modelServer;
+  const modelServer = await spawnModelServer({
+    port: probe.modelServerPort,
+    host: '127.0.0.1',
+    ...(recipes === undefined
+      ? {}
+      : { recipes, repo: repository ?? join(dirname(recipes), 'repository') }),
+  });
+  const file = buildDemoConfig({ ...keys, path, modelServerUrl: modelServer.url });
   return { config: applyEnv(file, env, 'demo'), demo: { modelServer, devKeys } };
 }
 
@@ -75,14 +82,15 @@ async function banner(
   registry: Pick<TenantRegistry, 'list'>,
   production: boolean,
 ): Promise<string> {
+  const first = registry.list()[0]?.id ?? '<tenant>';
   const lines = [
     '',
     `  Atrium demo — GraphQL at ${url}/graphql  (health ${url}/healthz, readiness ${url}/readyz)`,
     `  Model server: ${demo.modelServer.url}`,
     `  Playground: ${url}/playground (or open ${url}/graphql in a browser)`,
     production
-      ? '  Dev tokens: not printed under NODE_ENV=production (`npm run token -- --tenant acme`)'
-      : '  Dev tokens (1 h; mint more with `npm run token -- --tenant acme`):',
+      ? `  Dev tokens: not printed under NODE_ENV=production (\`npm run token -- --tenant ${first}\`)`
+      : `  Dev tokens (1 h; mint more with \`npm run token -- --tenant ${first}\`):`,
   ];
   for (const tenant of production ? [] : registry.list()) {
     const token = await mintDevToken(demo.devKeys, {
