@@ -15,7 +15,8 @@ import { type DevKeys, mintDevToken } from './auth/dev-keys.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/verify-token.js';
 import { createEmbeddedData } from './backends/data/pglite.js';
 import { createPostgresDataSource } from './backends/data/postgres.js';
-import type { DataSource } from './backends/data/types.js';
+import type { SqlDataSource } from './backends/data/tenant-data-source.js';
+import type { DataSource, QueryEvent } from './backends/data/types.js';
 import { createOipClient, type OipClient } from './backends/inference/oip-client.js';
 import { createPredictor } from './backends/inference/predictor.js';
 import { type AtriumConfig, ConfigError } from './config/load.js';
@@ -195,11 +196,15 @@ function createTelemetry(config: AtriumConfig, logger: Logger, worker: boolean):
   return { observability, tracing, routes, startServer };
 }
 
-async function createData(
+/**
+ * The data source `config.data` describes: PostgreSQL at `data.url`, else embedded PGlite
+ * with every tenant migrated (and seeded). The gateway's, and `npm run check`'s.
+ */
+export async function createConfiguredData(
   config: AtriumConfig,
   logger: Logger,
-  observability: Observability,
-): Promise<DataSource> {
+  onQuery?: (event: QueryEvent) => void,
+): Promise<SqlDataSource> {
   if (config.data.url) {
     return createPostgresDataSource({
       url: config.data.url,
@@ -212,7 +217,7 @@ async function createData(
       rowRole: config.data.rowRole,
       onConnectionError: (error, purpose) =>
         logger.warn({ err: error.message, purpose }, 'idle PostgreSQL connection failed'),
-      onQuery: observability.onQuery('postgres'),
+      onQuery,
     });
   }
   if (config.mode === 'production') {
@@ -223,7 +228,7 @@ async function createData(
     migrations: config.data.migrations,
     seed: config.data.seed,
     rowRole: config.data.rowRole,
-    onQuery: observability.onQuery('pglite'),
+    onQuery,
   });
 }
 
@@ -407,7 +412,13 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       });
     // The operator's SDL first: a schema that cannot be honoured fails the start, naming where.
     const gatewaySchema = options.schema ?? (await loadGatewaySchema(config.schema));
-    const dataSource = options.dataSource ?? (await createData(config, logger, observability));
+    const dataSource =
+      options.dataSource ??
+      (await createConfiguredData(
+        config,
+        logger,
+        observability.onQuery(config.data.url ? 'postgres' : 'pglite'),
+      ));
     if (!options.dataSource) closers.push(() => dataSource.close());
     const store = options.store ?? createStore(config, logger);
     if (!options.store) closers.push(() => store.close());
