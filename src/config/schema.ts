@@ -43,7 +43,8 @@ export const DEFAULT_MAX_PAGE_SIZE = 200;
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
 export const DEFAULT_INFER_TIMEOUT_MS = 2_000;
 export const DEFAULT_MICRO_BATCH_WINDOW_MS = 2;
-export const DEFAULT_MICRO_BATCH_MAX_SIZE = 256;
+/** Rows per infer call: a page of 200 parents with 5 children each (1,000 rows) is one call. */
+export const DEFAULT_MICRO_BATCH_MAX_SIZE = 1024;
 export const DEFAULT_MICRO_BATCH_MAX_IN_FLIGHT = 1;
 export const DEFAULT_PREDICTION_CACHE_TTL_SECONDS = 300;
 export const DEFAULT_PERSISTED_QUERY_TTL_SECONDS = 24 * 60 * 60;
