@@ -33,7 +33,7 @@ interface Example {
   tenants: {
     id: string;
     strategy: 'schema' | 'row';
-    models: Record<string, unknown>;
+    models: Record<string, ReturnType<typeof model>>;
     features?: string[];
   }[];
   query: (n: number, tenant: string) => string;
@@ -79,7 +79,7 @@ const EXAMPLES: Example[] = [
             customer { id name churnRisk { score } } } } } } }`,
     // Level 3 (Order.customer) is answered from the rows level 1 primed: no statement at all.
     statements: () => ['Query.customers', 'Customer.orders'],
-    infers: (tenant) =>
+    infers: (tenant): Record<string, number> =>
       tenant.startsWith('bacme') ? { 'churn/2': 1, 'fraud/2': 1 } : { 'churn/1': 1 },
   },
   {
@@ -105,7 +105,8 @@ const EXAMPLES: Example[] = [
       `{ invoices(first: ${n}) { edges { node { id number
           account { id creditRisk { score } invoices(first: 3) { id amount } } } } } }`,
     statements: () => ['Query.invoices', 'Account.by(id)', 'Account.invoices'],
-    infers: (tenant) => (tenant.startsWith('bnorth') ? { 'credit/2': 1 } : { 'credit/1': 1 }),
+    infers: (tenant): Record<string, number> =>
+      tenant.startsWith('bnorth') ? { 'credit/2': 1 } : { 'credit/1': 1 },
     recipes: path.join(EXAMPLES_DIR, 'invoicing/models/recipes.ts'),
   },
 ];
