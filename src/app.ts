@@ -404,12 +404,18 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       plans: config.plans,
       confirmed: false,
     });
+    const { auth } = config;
     const verifier =
       options.verifier ??
-      createTokenVerifier({
-        ...config.auth,
-        onJwksError: (error) => logger.warn({ err: error.message }, 'JWKS fetch failed'),
-      });
+      (auth
+        ? createTokenVerifier({
+            ...auth,
+            onJwksError: (error) => logger.warn({ err: error.message }, 'JWKS fetch failed'),
+          })
+        : undefined);
+    if (!verifier) {
+      throw new ConfigError('auth is required to verify tokens (demo mode brings its own)');
+    }
     // The operator's SDL first: a schema that cannot be honoured fails the start, naming where.
     const gatewaySchema = options.schema ?? (await loadGatewaySchema(config.schema));
     const dataSource =

@@ -7,6 +7,7 @@
 import cluster from 'node:cluster';
 import { dirname, join, resolve } from 'node:path';
 import { createApp } from './app.js';
+import { DEFAULT_EXAMPLE_QUERY } from './config/schema.js';
 import {
   DEMO_AUDIENCE,
   DEMO_ISSUER,
@@ -59,7 +60,7 @@ async function startDemo(
     'demo',
   );
   logger.info('demo mode: starting the reference model server');
-  const { recipes, repository } = probe.dev.modelServer;
+  const { recipes, repository } = probe.dev?.modelServer ?? {};
   const modelServer = await spawnModelServer({
     port: probe.modelServerPort,
     host: '127.0.0.1',
@@ -127,7 +128,15 @@ async function main(): Promise<void> {
   const { logger } = app;
   const url = await app.listen();
   if (demo)
-    console.log(await banner(url, config.dev.exampleQuery, demo, app.registry, config.production));
+    console.log(
+      await banner(
+        url,
+        config.dev?.exampleQuery ?? DEFAULT_EXAMPLE_QUERY,
+        demo,
+        app.registry,
+        config.production,
+      ),
+    );
 
   let signals = 0;
   const shutdown = (signal: string) => {

@@ -70,15 +70,11 @@ function resolvePaths(file: ConfigFile, baseDir: string): ConfigFile {
       files: file.schema.files.map(at),
       resolvers: file.schema.resolvers === undefined ? undefined : at(file.schema.resolvers),
     },
-    dev: {
+    dev: file.dev && {
       ...file.dev,
       modelServer: {
-        recipes:
-          file.dev.modelServer.recipes === undefined ? undefined : at(file.dev.modelServer.recipes),
-        repository:
-          file.dev.modelServer.repository === undefined
-            ? undefined
-            : at(file.dev.modelServer.repository),
+        recipes: file.dev.modelServer.recipes && at(file.dev.modelServer.recipes),
+        repository: file.dev.modelServer.repository && at(file.dev.modelServer.repository),
       },
     },
     data: {

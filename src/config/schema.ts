@@ -38,6 +38,8 @@ export const DEFAULT_ROW_ROLE = 'atrium_tenant';
 export const DEMO_EXAMPLE_DIR = fileURLToPath(new URL('../../examples/demo/', import.meta.url));
 export const DEFAULT_SCHEMA_FILES = `${DEMO_EXAMPLE_DIR}schema/*.graphql`;
 export const DEFAULT_MIGRATIONS_DIR = `${DEMO_EXAMPLE_DIR}migrations`;
+/** What the demo banner suggests when the example names no query of its own. */
+export const DEFAULT_EXAMPLE_QUERY = '{ viewer { subject tenant { id plan } } }';
 /** Largest `first` of a list field unless the plan says otherwise (`limits.maxPageSize`). */
 export const DEFAULT_MAX_PAGE_SIZE = 200;
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
@@ -474,7 +476,8 @@ export const configFileSchema = z.object({
       cors: corsSchema.prefault({}),
     })
     .prefault({}),
-  auth: authSchema,
+  /** How tokens are verified; only a demo config (one with a `dev` section) may leave it out. */
+  auth: authSchema.optional(),
   /** The operator's SDL and its resolver module (docs/schema-directives.md). */
   schema: z
     .object({
@@ -498,7 +501,7 @@ export const configFileSchema = z.object({
   dev: z
     .object({
       /** A GraphQL query for the banner's curl line. */
-      exampleQuery: z.string().min(1).default('{ viewer { subject tenant { id plan } } }'),
+      exampleQuery: z.string().min(1).default(DEFAULT_EXAMPLE_QUERY),
       modelServer: z
         .object({
           /** The example's recipe module (exports `recipes`); default the demo's models. */
@@ -508,7 +511,7 @@ export const configFileSchema = z.object({
         })
         .prefault({}),
     })
-    .prefault({}),
+    .optional(),
   data: z
     .object({
       /** Shared database (schema and row strategies); DATABASE_URL overrides. */
@@ -635,6 +638,14 @@ export const configFileSchema = z.object({
  * reach the same rows (a schema, a database; see config/isolation-targets.ts).
  */
 export const checkedConfigFileSchema = configFileSchema.superRefine((file, context) => {
+  if (file.auth === undefined && file.dev === undefined) {
+    context.addIssue({
+      code: 'custom',
+      path: ['auth'],
+      message:
+        'required: how tokens are verified (keys, jwks or hs256Secret); only a demo config, with a `dev` section, may leave it out',
+    });
+  }
   const seen = new Set<string>();
   file.tenants.forEach((tenant, index) => {
     if (seen.has(tenant.id)) {

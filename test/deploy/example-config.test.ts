@@ -8,7 +8,7 @@ describe('atrium.example.yaml', () => {
     const file = parseConfigFile(readYaml('atrium.example.yaml'), 'atrium.example.yaml');
     expect(file.tenants.map((t) => t.id)).toEqual(['acme', 'globex', 'initech']);
     expect(file.tenants.map((t) => t.data.strategy)).toEqual(['schema', 'row', 'database']);
-    expect(file.auth.jwks?.url).toMatch(/^https:\/\//);
+    expect(file.auth?.jwks?.url).toMatch(/^https:\/\//);
     expect(file.server.playground).toBe(false);
     expect(file.server.cors.credentials).toBe(false);
     expect(file.tenants[0]?.cors.origins).toHaveLength(2);

@@ -28,8 +28,8 @@ describe('config', () => {
   it('applies defaults to a minimal valid file', () => {
     const config = parseConfigFile(valid, 'test');
     expect(config.server.port).toBe(4000);
-    expect(config.auth.algorithms).toEqual(['RS256', 'ES256', 'EdDSA']);
-    expect(config.auth.tenantClaims).toEqual(['tenant', 'https://atrium.dev/tenant']);
+    expect(config.auth?.algorithms).toEqual(['RS256', 'ES256', 'EdDSA']);
+    expect(config.auth?.tenantClaims).toEqual(['tenant', 'https://atrium.dev/tenant']);
     expect(config.tenants[0]?.status).toBe('active');
     expect(config.plans.free?.operation.aliases).toBe(15);
   });
@@ -107,7 +107,7 @@ describe('config', () => {
       audience: 'atrium',
       modelServerUrl: 'http://127.0.0.1:8123',
     });
-    expect(demo.auth.keys[0]).toMatchObject({ kid: 'k1', alg: 'ES256' });
+    expect(demo.auth?.keys[0]).toMatchObject({ kid: 'k1', alg: 'ES256' });
     expect(Object.values(demo.inference.backends).map((b) => b.url)).toEqual([
       'http://127.0.0.1:8123',
     ]);
@@ -165,5 +165,17 @@ describe('config', () => {
   ])('refuses a bad CORS setting, naming %s', (field, override) => {
     const text = message(() => parseConfigFile({ ...valid, ...override }, 'atrium.yaml'));
     expect(text).toContain(`${field}:`);
+  });
+});
+
+describe('auth and demo configs', () => {
+  it('requires auth unless the config is a demo (a dev section), naming the field', () => {
+    const raw = {
+      tenants: [{ id: 'acme', displayName: 'Acme', data: { strategy: 'schema' } }],
+    };
+    expect(() => parseConfigFile(raw, 'test')).toThrow(/auth: required: how tokens are verified/);
+    const demo = parseConfigFile({ ...raw, dev: {} }, 'test');
+    expect(demo.auth).toBeUndefined();
+    expect(demo.dev?.exampleQuery).toMatch(/viewer/);
   });
 });
