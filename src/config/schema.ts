@@ -256,7 +256,7 @@ export const tenantSchema = z.object({
   plan: z.string().min(1).default('free'),
   status: z.enum(['active', 'suspended']).default('active'),
   data: dataSettingsSchema,
-  /** Logical model name (`churn`, `fraud`) → where and how to score it. */
+  /** Logical model name (as the SDL's `@infer(model:)` names it) → where and how to score it. */
   models: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/), tenantModelSchema).default({}),
   /** Overrides of the plan's limits (none defaulted here: what is not set is the plan's). */
   limits: planLimitsSchema

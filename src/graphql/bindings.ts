@@ -6,7 +6,7 @@ import {
   type GraphQLField,
   type GraphQLArgument,
   GraphQLInputObjectType,
-  GraphQLList,
+  type GraphQLList,
   GraphQLObjectType,
   GraphQLScalarType,
   type GraphQLSchema,
@@ -141,11 +141,6 @@ function readTable(schema: GraphQLSchema, type: GraphQLObjectType, resolved: Rea
   if (!key) fail(where, `key ${JSON.stringify(keyField)} is not a column field of ${type.name}`);
   const binding: MutableTable = { type: type.name, table, key, columns, joinColumns: [] };
   return binding;
-}
-
-function objectType(schema: GraphQLSchema, name: string): GraphQLObjectType | undefined {
-  const type = schema.getType(name);
-  return type instanceof GraphQLObjectType ? type : undefined;
 }
 
 function intDefault(where: string, arg: GraphQLArgument): number {

@@ -30,7 +30,7 @@ export const DEFAULT_JIT_MAX_COMPILE_FIELDS = 100;
 
 /**
  * Why an operation runs as it does: `compiled` by graphql-jit, or on graphql-js because of its
- * size, because it introspects (nothing to gain), because it uses directives (graphql-jit orders
+ * size, because it introspects (nothing to gain), because it uses directives (graphql-jit sorts
  * the keys of an object by a field's first mention even where `@skip`/`@include` drops that
  * mention, graphql-js by the fields it collects), because graphql-jit's compiler failed, or
  * because graphql-jit refused variables graphql-js accepted (`variables`: its coercion ignores

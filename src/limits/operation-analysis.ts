@@ -312,7 +312,7 @@ export interface FieldCost {
   slicingArguments?: readonly string[] | undefined;
   /**
    * Child fields the slicing argument sizes instead of this field (a connection's `edges`):
-   * `customers(first: 50)` returns one connection whose `edges` list holds 50.
+   * `books(first: 50)` returns one connection whose `edges` list holds 50.
    */
   sizedFields?: readonly string[] | undefined;
 }

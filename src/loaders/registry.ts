@@ -9,7 +9,7 @@ export interface LoaderOptions<K, C> {
 
 /**
  * The per-request loaders of one tenant: one DataLoader per binding and argument shape
- * (`Customer.orders(first: 5)`), created on first use and dying with the request, so a cache
+ * (`Author.books(first: 5)`), created on first use and dying with the request, so a cache
  * can never serve another tenant or outlive a request. Every loader's name carries the tenant.
  */
 export interface LoaderRegistry {

@@ -37,7 +37,7 @@ interface FieldBindingBase {
   readonly field: string;
 }
 
-/** `customer(id: ID!): Customer @lookup` */
+/** `book(id: ID!): Book @lookup` */
 export interface LookupBinding extends FieldBindingBase {
   readonly kind: 'lookup';
   readonly table: TableBinding;
@@ -61,7 +61,7 @@ export interface PageSize {
   readonly max: number | undefined;
 }
 
-/** `customers(first:, after:, …): CustomerConnection! @connection` */
+/** `books(first:, after:, …): BookConnection! @connection` */
 export interface ConnectionBinding extends FieldBindingBase {
   readonly kind: 'connection';
   readonly table: TableBinding;
@@ -78,7 +78,7 @@ export interface OrderTerm {
   readonly descending: boolean;
 }
 
-/** `Customer.orders` (one-to-many) or `Order.customer` (many-to-one). */
+/** `Author.books` (one-to-many) or `Book.author` (many-to-one). */
 export interface RelationBinding extends FieldBindingBase {
   readonly kind: 'relation';
   readonly many: boolean;
@@ -96,7 +96,7 @@ export interface RelationBinding extends FieldBindingBase {
   readonly filters: readonly FilterBinding[];
 }
 
-/** `createOrder(input: CreateOrderInput!): Order! @insert` */
+/** `createBook(input: CreateBookInput!): Book! @insert` */
 export interface InsertBinding extends FieldBindingBase {
   readonly kind: 'insert';
   readonly table: TableBinding;
@@ -105,7 +105,7 @@ export interface InsertBinding extends FieldBindingBase {
   readonly columns: readonly ColumnBinding[];
 }
 
-/** `churnRisk: Prediction @infer(model: "churn")` */
+/** `risk: Prediction @infer(model: "risk")` */
 export interface InferBinding extends FieldBindingBase {
   readonly kind: 'infer';
   readonly model: string;

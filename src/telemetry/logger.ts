@@ -14,7 +14,7 @@ export interface LoggerOptions {
 
 /**
  * Paths censored in every line. A backstop: nothing should log a token, a cookie or GraphQL
- * variables (they carry customer data) in the first place, but if an object with one slips
+ * variables (they carry tenants' data) in the first place, but if an object with one slips
  * through, it is censored.
  */
 export const REDACTED_PATHS: readonly string[] = [

@@ -50,7 +50,7 @@ export interface BackendCallSample {
   kind: 'data' | 'inference';
   /** The backend's name: `postgres`/`pglite` for data, the configured name for inference. */
   backend: string;
-  /** What was called: the data statement (`customersByIds`) or `model/version`. */
+  /** What was called: the data statement (`Query.books`) or `model/version`. */
   target: string;
   /** `ok` or the error code. */
   outcome: string;
@@ -62,7 +62,7 @@ export interface BackendCallSample {
 /** One prediction-cache lookup (one MGET for a batch of rows). */
 export interface CacheSample {
   tenantId: string;
-  /** The tenant's logical model name (`churn`). */
+  /** The tenant's logical model name (e.g. `risk`). */
   model: string;
   hits: number;
   misses: number;

@@ -45,7 +45,7 @@ const timedOut = (cause: unknown): GatewayError =>
  * layer. Client-facing messages never contain SQL, schema, role or connection details; the
  * original error stays as `cause` for logs.
  */
-export function translateDataError(error: unknown, operation: string): GatewayError {
+export function translateDataError(error: unknown, _operation: string): GatewayError {
   if (isGatewayError(error)) return error;
   const code = codeOf(error);
   if (code !== undefined && SQLSTATE.test(code)) {

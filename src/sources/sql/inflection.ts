@@ -1,6 +1,6 @@
 /** How GraphQL names become SQL names when the SDL does not say (`@column`, `@table(name:)`). */
 
-/** `createdAt` → `created_at`, `HTTPStatus` → `http_status`, `Customer` → `customer`. */
+/** `createdAt` → `created_at`, `HTTPStatus` → `http_status`, `Book` → `book`. */
 export function snakeCase(name: string): string {
   return name
     .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
@@ -8,7 +8,7 @@ export function snakeCase(name: string): string {
     .toLowerCase();
 }
 
-/** A type's default table: `Customer` → `customers`, `InvoiceLine` → `invoice_lines`. */
+/** A type's default table: `Book` → `books`, `InvoiceLine` → `invoice_lines`. */
 export function defaultTableName(typeName: string): string {
   return `${snakeCase(typeName)}s`;
 }

@@ -19,7 +19,7 @@ import {
 } from '../../support/demo.js';
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { createTestSigner, type TestSigner } from '../../support/tokens.js';
-import { dropSchemasAndRole, TEST_DB_URL, uniqueSuffix, withAdmin } from '../data/support.js';
+import { dropSchemasAndRole, TEST_DB_URL, uniqueSuffix } from '../data/support.js';
 
 // Issue 10 item 3: every binding checked against each tenant's real catalog. One tenant per
 // kind of mismatch, each made from a correctly migrated demo tenant by one ALTER; the check
