@@ -86,8 +86,8 @@ export interface AppOptions {
   /** The executable schema and its bindings; default loaded from `config.schema`. */
   schema?: GatewaySchema | undefined;
   /**
-   * Refuse tenants whose catalog does not fit the bindings (default true). Off, catalogs are
-   * still read (for key types and `tenant_id`) but a misfit tenant is served.
+   * Refuse tenants whose catalog does not fit the bindings (default: `data.bindingCheck`). Off,
+   * catalogs are still read (for key types and `tenant_id`) but a misfit tenant is served.
    */
   checkBindings?: boolean | undefined;
   /** Default: Redis (single node or Cluster) from `config.redis`, else the in-process store. */
@@ -490,7 +490,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
     const tenantChecks = createTenantChecks({
       dataSource,
       bindings,
-      enforce: options.checkBindings ?? true,
+      enforce: options.checkBindings ?? config.data.bindingCheck === 'refuse',
       log: logger,
     });
     const playground = config.server.playground

@@ -2,7 +2,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { checkedConfigFileSchema, type ConfigFile } from './schema.js';
+import {
+  checkedConfigFileSchema,
+  type ConfigFile,
+  DEFAULT_MIGRATIONS_DIR,
+  DEFAULT_SEED_MODULE,
+} from './schema.js';
 
 /** The environment variables Atrium reads, all of them, here and nowhere else. */
 export const ENV_NAMES = [
@@ -80,7 +85,13 @@ function resolvePaths(file: ConfigFile, baseDir: string): ConfigFile {
     data: {
       ...file.data,
       migrations: at(file.data.migrations),
-      seed: file.data.seed === undefined ? undefined : at(file.data.seed),
+      // A config that names no migrations serves the demo example whole: its seed too.
+      seed:
+        file.data.seed !== undefined
+          ? at(file.data.seed)
+          : file.data.migrations === DEFAULT_MIGRATIONS_DIR
+            ? DEFAULT_SEED_MODULE
+            : undefined,
     },
   };
 }

@@ -38,6 +38,7 @@ export const DEFAULT_ROW_ROLE = 'atrium_tenant';
 export const DEMO_EXAMPLE_DIR = fileURLToPath(new URL('../../examples/demo/', import.meta.url));
 export const DEFAULT_SCHEMA_FILES = `${DEMO_EXAMPLE_DIR}schema/*.graphql`;
 export const DEFAULT_MIGRATIONS_DIR = `${DEMO_EXAMPLE_DIR}migrations`;
+export const DEFAULT_SEED_MODULE = `${DEMO_EXAMPLE_DIR}seed.ts`;
 /** What the demo banner suggests when the example names no query of its own. */
 export const DEFAULT_EXAMPLE_QUERY = '{ viewer { subject tenant { id plan } } }';
 /** Largest `first` of a list field unless the plan says otherwise (`limits.maxPageSize`). */
@@ -536,9 +537,15 @@ export const configFileSchema = z.object({
       /**
        * A module exporting `seed(session, target, options)` that fills one tenant's tables
        * with sample rows (`npm run db:seed`, and embedded PGlite at start). Relative to the
-       * config file; unset → no seed.
+       * config file; unset → the demo's seed if `migrations` is the demo's too, else no seed.
        */
       seed: z.string().min(1).optional(),
+      /**
+       * A tenant whose catalog does not fit the schema's bindings is refused (`refuse`, 403
+       * TENANT_MISCONFIGURED) or only logged and served (`warn`: its misfit fields then fail
+       * on their own, e.g. while a migration rolls out).
+       */
+      bindingCheck: z.enum(['refuse', 'warn']).default('refuse'),
     })
     .superRefine((d, ctx) => {
       if (d.tenantShareMax !== undefined && d.tenantShareMax > d.poolMax) {

@@ -6,7 +6,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { globSync } from 'tinyglobby';
 import { migrateTenant } from '../../src/backends/data/migrations.js';
-import { createEmbeddedData, type PgliteDataSourceOptions } from '../../src/backends/data/pglite.js';
+import {
+  createEmbeddedData,
+  type PgliteDataSourceOptions,
+} from '../../src/backends/data/pglite.js';
 import { seedTenant } from '../../src/backends/data/seeding.js';
 import type { SqlExecutor } from '../../src/backends/data/sql-executor.js';
 import type { SqlDataSource } from '../../src/backends/data/tenant-data-source.js';

@@ -69,6 +69,8 @@ beforeAll(async () => {
   });
   const signer = await createTestSigner();
   gateway = await startTestGateway({
+    // Viewer, limits and HTTP only: this data source holds no tables to check.
+    checkBindings: false,
     signer,
     dataSource,
     predictor,

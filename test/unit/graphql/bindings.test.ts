@@ -108,7 +108,10 @@ describe('source bindings from the SDL', () => {
     ],
     [
       'a list without a default page size',
-      TABLES.replace('label: String', 'children(first: Int): [Thing!]! @relation(foreignKey: "parent_id")\n    label: String'),
+      TABLES.replace(
+        'label: String',
+        'children(first: Int): [Thing!]! @relation(foreignKey: "parent_id")\n    label: String',
+      ),
       /needs a positive default/,
     ],
     [
@@ -118,7 +121,10 @@ describe('source bindings from the SDL', () => {
     ],
     [
       'an orderBy with SQL in it',
-      TABLES.replace('label: String', 'children(first: Int = 3): [Thing!]! @relation(foreignKey: "parent_id", orderBy: "id; delete")\n    label: String'),
+      TABLES.replace(
+        'label: String',
+        'children(first: Int = 3): [Thing!]! @relation(foreignKey: "parent_id", orderBy: "id; delete")\n    label: String',
+      ),
       /\[at Thing\.children @relation\] orderBy "id; delete": each term is a column and ASC or DESC/,
     ],
   ])('refuses %s, naming where', (_what, sdl, message) => {

@@ -188,7 +188,10 @@ describe('createSchemaVariants', () => {
   it('gates Order.fraudRisk on the "fraud" feature in the demo example, and strips the source directives', () => {
     const variants = createSchemaVariants(demoSchema().schema);
     for (const features of [[], ['fraud']]) {
-      const directives = variants.schemaFor(tenant(...features)).getDirectives().map((d) => d.name);
+      const directives = variants
+        .schemaFor(tenant(...features))
+        .getDirectives()
+        .map((d) => d.name);
       expect(directives).not.toContain('table');
       expect(directives).not.toContain('infer');
       expect(directives).not.toContain('feature');

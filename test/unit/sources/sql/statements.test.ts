@@ -15,7 +15,8 @@ import {
 import { demoSchema } from '../../../support/demo.js';
 
 const { bindings } = demoSchema();
-const field = <B>(name: string) => bindings.fields.find((f) => `${f.parent}.${f.field}` === name) as B;
+const field = <B>(name: string) =>
+  bindings.fields.find((f) => `${f.parent}.${f.field}` === name) as B;
 const schemaTarget: StatementTarget = { schema: 'tenant_acme', tenantId: 'acme', row: false };
 const rowTarget: StatementTarget = { schema: 'atrium_rows', tenantId: 'globex', row: true };
 const HOSTILE = "x'); DROP TABLE customers; --";
@@ -23,7 +24,13 @@ const HOSTILE = "x'); DROP TABLE customers; --";
 describe('generated statements', () => {
   it('qualifies every table with the tenant schema and binds every value', () => {
     const lookup = field<LookupBinding>('Query.customer');
-    const s = byColumnStatement('Customer.by(id)', lookup.table, 'id', [HOSTILE, 'c2'], schemaTarget);
+    const s = byColumnStatement(
+      'Customer.by(id)',
+      lookup.table,
+      'id',
+      [HOSTILE, 'c2'],
+      schemaTarget,
+    );
     expect(s.text).toContain('FROM "tenant_acme"."customers" t');
     expect(s.text).toContain('t."id" = ANY($1)');
     expect(s.text).toContain('t."lifetime_value"::float8 AS "lifetime_value"');
@@ -53,7 +60,9 @@ describe('generated statements', () => {
   it('pages by the key after the cursor, asking one row more, with filters bound', () => {
     const customers = field<ConnectionBinding>('Query.customers');
     const s = pageStatement(customers, 20, 'c9', { segment: 'SMB' }, schemaTarget);
-    expect(s.text).toMatch(/WHERE t\."id" > \$1 AND t\."segment" = \$2\s+ORDER BY t\."id" LIMIT \$3/);
+    expect(s.text).toMatch(
+      /WHERE t\."id" > \$1 AND t\."segment" = \$2\s+ORDER BY t\."id" LIMIT \$3/,
+    );
     expect(s.params).toEqual(['c9', 'SMB', 21]);
   });
 
