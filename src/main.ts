@@ -35,7 +35,8 @@ import type { TenantRegistry } from './tenancy/registry.js';
 import { spawnModelServer, type SpawnedModelServer } from '../services/model-server/spawn.js';
 
 interface Demo {
-  modelServer: SpawnedModelServer;
+  /** The reference model server, when the example configures inference backends. */
+  modelServer: SpawnedModelServer | undefined;
   devKeys: DevKeys;
 }
 
@@ -59,16 +60,21 @@ async function startDemo(
     env,
     'demo',
   );
-  logger.info('demo mode: starting the reference model server');
   const { recipes, repository } = probe.dev?.modelServer ?? {};
-  const modelServer = await spawnModelServer({
-    port: probe.modelServerPort,
-    host: '127.0.0.1',
-    ...(recipes === undefined
-      ? {}
-      : { recipes, repo: repository ?? join(dirname(recipes), 'repository') }),
-  });
-  const file = buildDemoConfig({ ...keys, path, modelServerUrl: modelServer.url });
+  const inference = Object.keys(probe.inference.backends).length > 0;
+  if (inference) logger.info('demo mode: starting the reference model server');
+  const modelServer = !inference
+    ? undefined
+    : await spawnModelServer({
+        port: probe.modelServerPort,
+        host: '127.0.0.1',
+        ...(recipes === undefined
+          ? {}
+          : { recipes, repo: repository ?? join(dirname(recipes), 'repository') }),
+      });
+  const file = modelServer
+    ? buildDemoConfig({ ...keys, path, modelServerUrl: modelServer.url })
+    : probe;
   return { config: applyEnv(file, env, 'demo'), demo: { modelServer, devKeys } };
 }
 
@@ -87,7 +93,7 @@ async function banner(
   const lines = [
     '',
     `  Atrium demo — GraphQL at ${url}/graphql  (health ${url}/healthz, readiness ${url}/readyz)`,
-    `  Model server: ${demo.modelServer.url}`,
+    ...(demo.modelServer ? [`  Model server: ${demo.modelServer.url}`] : []),
     `  Playground: ${url}/playground (or open ${url}/graphql in a browser)`,
     production
       ? `  Dev tokens: not printed under NODE_ENV=production (\`npm run token -- --tenant ${first}\`)`
@@ -149,7 +155,7 @@ async function main(): Promise<void> {
     // The model server child goes once the gateway has drained and closed what it built.
     app
       .stop()
-      .finally(() => demo?.modelServer.stop())
+      .finally(() => demo?.modelServer?.stop())
       .then(
         () => flushLogger(logger).then(() => process.exit(0)),
         (error: unknown) => {

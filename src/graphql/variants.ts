@@ -11,7 +11,7 @@ import {
 import type { Tenant } from '../tenancy/tenant.js';
 import { SOURCE_DIRECTIVES } from './bindings.js';
 
-/** The directive declared in schema/feature.graphql. */
+/** The directive declared in src/graphql/engine/feature.graphql. */
 export const FEATURE_DIRECTIVE = 'feature';
 
 /** Something `@feature` can be applied to: a type, field, argument or enum value (config or object). */

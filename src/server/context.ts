@@ -29,7 +29,7 @@ export interface ContextDependencies {
   bindings: SchemaBindings;
   /** Each tenant's catalog against the bindings; a misfit tenant is refused at admission. */
   tenantChecks: TenantChecks;
-  /** Largest batch per statement (`data.maxBatchSize`). */
+  /** Largest batch per statement; default DEFAULT_MAX_BATCH_SIZE (src/loaders/registry.ts). */
   maxBatchSize?: number | undefined;
   predictor: PredictionService;
   /** Prediction cache (the store); omitted → every prediction goes to the model. */

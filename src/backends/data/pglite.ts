@@ -21,8 +21,8 @@ export interface PgliteDataSourceOptions {
   /** Schema of the `row` strategy's shared tables; default `atrium_shared`. */
   rowSchema?: string | undefined;
   /**
-   * Sent as `SET LOCAL statement_timeout` like on PostgreSQL, but PGlite (single-threaded WASM)
-   * does not enforce it: an embedded query cannot be interrupted.
+   * Sent as `SET LOCAL statement_timeout` in a row tenant's transaction like on PostgreSQL, but
+   * PGlite (single-threaded WASM) does not enforce it: an embedded query cannot be interrupted.
    */
   statementTimeoutMs?: number | undefined;
   onQuery?: ((event: QueryEvent) => void) | undefined;
@@ -64,7 +64,8 @@ function withMutex(db: PGlite): Instance {
  * A PGlite instance is ONE session. Every unit of work (a batch, `withSession`, `ping`) holds
  * the instance's mutex from BEGIN to COMMIT, so transactions of concurrent requests cannot
  * interleave; the instances are private to this source for the same reason.
- * Per batch: 3 in-process calls, as on PostgreSQL (BEGIN + isolation, statement, COMMIT).
+ * Per batch, as on PostgreSQL: 1 in-process call for schema and database tenants (the
+ * schema-qualified statement alone), 3 for row tenants (BEGIN + isolation, statement, COMMIT).
  */
 export function createPgliteDataSource(options: PgliteDataSourceOptions = {}): SqlDataSource {
   const createInstance = options.createInstance ?? (() => PGlite.create());

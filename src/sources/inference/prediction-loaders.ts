@@ -213,6 +213,10 @@ export function createPredictionLoaders(options: PredictionLoadersOptions): Pred
       return model.features.map((feature) => {
         const value = valueOf(feature);
         if (typeof value === 'boolean') return value ? 1 : 0;
+        // int8 and numeric columns may arrive as text from the driver.
+        if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) {
+          return Number(value);
+        }
         if (typeof value === 'number' && Number.isFinite(value)) return value;
         // A tenant config naming a field the entity lacks: an operator error, masked for clients.
         throw new Error(`model ${name}: feature ${feature} is not a numeric field of the entity`);

@@ -119,6 +119,20 @@ export function checkTenantBindings({
   }
 
   for (const field of bindings.fields) {
+    if (field.kind === 'connection' || field.kind === 'relation') {
+      const table = field.kind === 'connection' ? field.table : field.to;
+      const real = catalog.tables.get(table.table);
+      for (const filter of field.filters) {
+        if (real && !real.columns.has(filter.column.column)) {
+          add(
+            table,
+            `column missing (used by @filter ${filter.argument})`,
+            field.field,
+            filter.column.column,
+          );
+        }
+      }
+    }
     if (field.kind === 'insert') {
       const real = catalog.tables.get(field.table.table);
       if (!real) continue;

@@ -106,7 +106,11 @@ export function relationStatement(
 ): Statement {
   const params = new Params();
   const child = binding.to;
-  const order = [...binding.orderBy, { column: child.key.column, descending: false }]
+  // The key last, as a tie-breaker, unless the order already names it.
+  const terms = binding.orderBy.some((term) => term.column === child.key.column)
+    ? binding.orderBy
+    : [...binding.orderBy, { column: child.key.column, descending: false }];
+  const order = terms
     .map((term) => `t.${q(term.column)}${term.descending ? ' DESC' : ''}`)
     .join(', ');
   const conditions = [`t.${q(binding.childColumn)} = ANY(${params.add([...parentValues])})`];

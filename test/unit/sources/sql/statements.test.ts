@@ -51,7 +51,7 @@ describe('generated statements', () => {
     const orders = field<RelationBinding>('Customer.orders');
     const s = relationStatement(orders, ['c1', 'c2'], 5, {}, rowTarget);
     expect(s.text).toContain(
-      'row_number() OVER (PARTITION BY t."customer_id" ORDER BY t."created_at" DESC, t."id", t."id")',
+      'row_number() OVER (PARTITION BY t."customer_id" ORDER BY t."created_at" DESC, t."id")',
     );
     expect(s.text).toContain('WHERE atrium_rank <= $3');
     expect(s.params).toEqual([['c1', 'c2'], 'globex', 5]);
