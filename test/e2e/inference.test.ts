@@ -124,7 +124,7 @@ function tenantsFor(f: PostgresFixture): z.input<typeof tenantSchema>[] {
 beforeAll(async () => {
   [modelServer, fixture, signer] = await Promise.all([
     spawnModelServer({ port: 0 }),
-    createPostgresFixture({ seed: { customers: 100 } }),
+    createPostgresFixture({ seed: { size: 100 } }),
     createTestSigner(),
   ]);
   client = createOipClient({

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOipClient, type OipClient } from '../../src/backends/inference/oip-client.js';
@@ -44,14 +45,11 @@ let pool: Pool;
 const canaries: Canary[] = [];
 const logs = captureErrorLogs();
 
-async function plant(tenant: TenantDataRef, run: string): Promise<Omit<Canary, 'token'>> {
+async function plant(tenant: TenantDataRef): Promise<Omit<Canary, 'token'>> {
+  // Every demo table carries tenant_id, whatever the isolation (keys and foreign keys include
+  // it); only the row strategy filters on it.
   const row = tenant.data.strategy === 'row';
-  const schema =
-    tenant.data.strategy === 'schema'
-      ? `tenant_${tenant.id.replaceAll('-', '_')}`
-      : row
-        ? `atrium_shared_${run}`
-        : 'public';
+  const schema = pg.escapeIdentifier(fixture.dataSource.schemaOf(tenant));
   const names: string[] = [];
   const customerIds: string[] = [];
   const orderIds: string[] = [];
@@ -60,16 +58,16 @@ async function plant(tenant: TenantDataRef, run: string): Promise<Omit<Canary, '
       const id = `cus_${randomBytes(6).toString('hex')}`;
       const name = `CANARY-${tenant.id}-${randomBytes(4).toString('hex')}`;
       await session.query(
-        `INSERT INTO "${schema}".customers (id, name, email, segment, country, lifetime_value, tenure_months, monthly_spend, support_tickets, days_since_last_login${row ? ', tenant_id' : ''})
-         VALUES ($1, $2, $3, 'SMB', 'US', 100, 12, 50, 1, 3${row ? ', $4' : ''})`,
-        row ? [id, name, `${name}@canary.test`, tenant.id] : [id, name, `${name}@canary.test`],
+        `INSERT INTO ${schema}.customers (tenant_id, id, name, email, segment, country, lifetime_value, tenure_months, monthly_spend, support_tickets, days_since_last_login)
+         VALUES ($1, $2, $3, $4, 'SMB', 'US', 100, 12, 50, 1, 3)`,
+        [tenant.id, id, name, `${name}@canary.test`],
       );
       for (let o = 0; o < 2; o += 1) {
         const orderId = `ord_${randomBytes(6).toString('hex')}`;
         await session.query(
-          `INSERT INTO "${schema}".orders (id, customer_id, amount, currency, channel, item_count, is_international, payment_attempts, hour_of_day${row ? ', tenant_id' : ''})
-           VALUES ($1, $2, 42.5, 'USD', 'WEB', 1, false, 1, 12${row ? ', $3' : ''})`,
-          row ? [orderId, id, tenant.id] : [orderId, id],
+          `INSERT INTO ${schema}.orders (tenant_id, id, customer_id, amount, currency, channel, item_count, is_international, payment_attempts, hour_of_day)
+           VALUES ($1, $2, $3, 42.5, 'USD', 'WEB', 1, false, 1, 12)`,
+          [tenant.id, orderId, id],
         );
         orderIds.push(orderId);
       }
@@ -77,7 +75,7 @@ async function plant(tenant: TenantDataRef, run: string): Promise<Omit<Canary, '
       customerIds.push(id);
     }
     const rows = await session.query(
-      `SELECT id FROM "${schema}".customers ${row ? 'WHERE tenant_id = $1' : ''} UNION ALL SELECT id FROM "${schema}".orders ${row ? 'WHERE tenant_id = $1' : ''}`,
+      `SELECT id FROM ${schema}.customers ${row ? 'WHERE tenant_id = $1' : ''} UNION ALL SELECT id FROM ${schema}.orders ${row ? 'WHERE tenant_id = $1' : ''}`,
       row ? [tenant.id] : [],
     );
     allIds.set(tenant.id, new Set((rows.rows as { id: string }[]).map((r) => r.id)));
@@ -89,7 +87,8 @@ const allIds = new Map<string, Set<string>>();
 beforeAll(async () => {
   fixture = await createPostgresFixture({
     poolMax: 1,
-    seed: { customers: 30, ordersPerCustomer: { min: 1, max: 3 } },
+    // 30 customers with 0..12 orders each (the demo seed's spread).
+    seed: { size: 30 },
   });
   modelServer = await spawnModelServer({ port: 0 });
   client = createOipClient({ baseUrl: modelServer.url, timeoutMs: 5_000, connections: 4 });
@@ -115,7 +114,7 @@ beforeAll(async () => {
     logger: logs.logger,
   });
   for (const tenant of tenants) {
-    const planted = await plant(tenant, fixture.run);
+    const planted = await plant(tenant);
     canaries.push({
       ...planted,
       token: await signer.sign({ tenant: tenant.id }, { expiresIn: '1h' }),

@@ -1,9 +1,15 @@
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDemoData, type PgliteInstancePurpose } from '../../../src/backends/data/pglite.js';
+import type { PgliteInstancePurpose } from '../../../src/backends/data/pglite.js';
 import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import type { QueryEvent, TenantDataRef } from '../../../src/backends/data/types.js';
-import { BEHAVIOUR_SEED, describeDataSourceBehaviour } from './behaviour.js';
+import { createDemoData } from '../../support/demo.js';
+import {
+  BEHAVIOUR_SEED,
+  DEMO_BINDINGS as B,
+  describeDataSourceBehaviour,
+  requestData,
+} from './behaviour.js';
 
 // One embedded database for schema and row tenants, one more for the database tenant. PGlite
 // instances are slow to start, so the whole file shares them.
@@ -23,8 +29,8 @@ async function demo(): Promise<SqlDataSource> {
   source ??= await createDemoData({
     tenants: [schemaA, rowA, rowB, dbC],
     seed: BEHAVIOUR_SEED,
-    onQuery: (e) => events.push(e),
-    createInstance: async (purpose) => {
+    onQuery: (e: QueryEvent) => events.push(e),
+    createInstance: async (purpose: PgliteInstancePurpose) => {
       const db = await PGlite.create();
       instances.push({ purpose, db });
       return db;
@@ -102,7 +108,7 @@ describe('PGlite data source: engine specifics', () => {
     const own = await s.withSession(dbC, (session) =>
       session.query<{ n: number }>('SELECT count(*)::int AS n FROM public.customers'),
     );
-    expect(own.rows[0]?.n).toBe(BEHAVIOUR_SEED.customers);
+    expect(own.rows[0]?.n).toBe(BEHAVIOUR_SEED.size);
   });
 
   it('serialises whole transactions on the single embedded session', async () => {
@@ -121,10 +127,12 @@ describe('PGlite data source: engine specifics', () => {
       order.push('released');
     });
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const batch = s.listCustomers(schemaA, { first: 1 }).then((page) => {
-      order.push('batch');
-      return page;
-    });
+    const batch = requestData(s, schemaA)
+      .page(B.customers, { first: 1 })
+      .then((page) => {
+        order.push('batch');
+        return page;
+      });
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(order).toEqual(['held']);
     release();

@@ -1,15 +1,21 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateTenant } from '../../../src/backends/data/migrations.js';
 import {
   createPostgresDataSource,
   type PoolPurpose,
   type PostgresDataSourceOptions,
 } from '../../../src/backends/data/postgres.js';
-import { seedTenant } from '../../../src/backends/data/seed.js';
 import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import type { QueryEvent, TenantDataRef } from '../../../src/backends/data/types.js';
-import { BEHAVIOUR_SEED, describeDataSourceBehaviour } from './behaviour.js';
+import { readCatalog } from '../../../src/sources/sql/catalog.js';
+import { migrateDemoTenant, seedDemoTenant } from '../../support/demo.js';
+import {
+  BEHAVIOUR_SEED,
+  DEMO_BINDINGS as B,
+  describeDataSourceBehaviour,
+  orderInput,
+  requestData,
+} from './behaviour.js';
 import {
   closedPort,
   createDatabase,
@@ -79,13 +85,14 @@ function poolRecorder() {
 
 beforeAll(async () => {
   await Promise.all(databases.map(createDatabase));
-  // Migrate and seed through the source's own sessions, as the scripts do.
+  // Migrate and seed through the source's own sessions, as the scripts do: the demo
+  // example's migrations and seed.
   const admin = createPostgresDataSource(options());
   try {
     for (const tenant of allTenants) {
       await admin.withSession(tenant, async (session) => {
-        await migrateTenant(session, tenant, { rowRole, rowSchema });
-        await seedTenant(session, tenant, { ...BEHAVIOUR_SEED, rowRole, rowSchema });
+        await migrateDemoTenant(session, tenant, { rowRole, rowSchema });
+        await seedDemoTenant(session, tenant, { ...BEHAVIOUR_SEED, rowRole, rowSchema });
       });
     }
   } finally {
@@ -137,7 +144,8 @@ describe('PostgreSQL data source: engine specifics', () => {
       const tables = await admin.query(
         `SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY c.relname`,
+         WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'atrium_migrations'
+         ORDER BY c.relname`,
         [rowSchema],
       );
       expect(tables.rows).toEqual([
@@ -152,7 +160,7 @@ describe('PostgreSQL data source: engine specifics', () => {
         `SELECT count(*)::int AS n FROM ${s}.customers WHERE tenant_id IN ($1, $2)`,
         [rowA.id, rowB.id],
       );
-      expect(all.rows[0].n).toBe(2 * BEHAVIOUR_SEED.customers);
+      expect(all.rows[0].n).toBe(2 * BEHAVIOUR_SEED.size);
 
       // As the row role with tenant B's setting, not even an explicit predicate reaches A.
       await admin.query(`BEGIN; SET LOCAL ROLE ${r}`);
@@ -198,7 +206,9 @@ describe('PostgreSQL data source: engine specifics', () => {
   });
 
   it('keeps a database tenant’s rows in its own database', async () => {
-    const ids = (await source.listCustomers(dbC, { first: 5 })).rows.map((c) => c.id);
+    const ids = (await requestData(source, dbC).page(B.customers, { first: 5 })).rows.map(
+      (c) => c['id'],
+    );
     expect(ids).toHaveLength(5);
     await withAdmin(TEST_DB_URL, async (admin) => {
       const found = await admin.query(
@@ -234,8 +244,10 @@ describe('PostgreSQL data source: engine specifics', () => {
     const before = await connectionsToC();
     try {
       for (let i = 0; i < 3; i += 1) {
-        expect((await capped.listCustomers(dbC, { first: 2 })).rows).toHaveLength(2);
-        expect((await capped.listCustomers(dbD, { first: 2 })).rows).toHaveLength(2);
+        for (const tenant of [dbC, dbD]) {
+          const page = await requestData(capped, tenant).page(B.customers, { first: 2 });
+          expect(page.rows).toHaveLength(2);
+        }
       }
       const c = recorder.tenantPools(dbC.id);
       const d = recorder.tenantPools(dbD.id);
@@ -258,12 +270,13 @@ describe('PostgreSQL data source: engine specifics', () => {
       options({ tenantPoolIdleMs: 100, createPool: recorder.createPool }),
     );
     try {
-      await idle.customersByIds(dbC, ['cus_x']);
+      expect(await requestData(idle, dbC).lookup(B.customer, 'cus_x')).toBeNull();
       const [entry] = recorder.tenantPools(dbC.id);
       expect(entry?.pool.ended).toBe(false);
       await eventually(() => entry!.pool.ended);
       // The next batch simply opens a new pool.
-      expect((await idle.listCustomers(dbC, { first: 1 })).rows).toHaveLength(1);
+      const page = await requestData(idle, dbC).page(B.customers, { first: 1 });
+      expect(page.rows).toHaveLength(1);
       expect(recorder.tenantPools(dbC.id)).toHaveLength(2);
     } finally {
       await idle.close();
@@ -275,42 +288,42 @@ describe('PostgreSQL data source: engine specifics', () => {
     const slow = createPostgresDataSource(
       options({ poolMax: 1, statementTimeoutMs: 300, createPool: recorder.createPool }),
     );
-    const customer = (await source.listCustomers(schemaA, { first: 1 })).rows[0]!;
+    const customer = (await requestData(source, schemaA).page(B.customers, { first: 1 })).rows[0]!;
+    const customerId = customer['id'] as string;
     try {
+      // Inserts need the catalog (it says which tables carry tenant_id).
+      const catalog = await readCatalog(slow, schemaA);
       await withAdmin(TEST_DB_URL, async (locker) => {
         // The order's foreign-key check needs a KEY SHARE lock that FOR UPDATE blocks.
         await locker.query('BEGIN');
         await locker.query(
           `SELECT 1 FROM ${pg.escapeIdentifier(schemas[0]!)}.customers WHERE id = $1 FOR UPDATE`,
-          [customer.id],
+          [customerId],
         );
         try {
           await expectCode(
-            slow.createOrder(schemaA, {
-              customerId: customer.id,
-              amount: 5,
-              currency: 'EUR',
-              channel: 'WEB',
-              itemCount: 1,
-              isInternational: false,
-              paymentAttempts: 1,
-              hourOfDay: 1,
-            }),
+            requestData(slow, schemaA, catalog).insert(
+              B.createOrder,
+              orderInput(customerId, { amount: 5, itemCount: 1, hourOfDay: 1 }),
+            ),
             'BACKEND_TIMEOUT',
           );
         } finally {
           await locker.query('ROLLBACK');
         }
       });
+      // The session is as the pool started it: its own statement_timeout, the default path.
       const state = await slow.withSession(schemaA, (s) =>
-        s.query<{ st: string; sp: string }>(
-          `SELECT current_setting('statement_timeout') AS st, current_setting('search_path') AS sp`,
+        s.query<{ st: string; reset: string; sp: string }>(
+          `SELECT current_setting('statement_timeout') AS st,
+                  (SELECT reset_val FROM pg_settings WHERE name = 'statement_timeout') AS reset,
+                  current_setting('search_path') AS sp`,
         ),
       );
-      expect(state.rows[0]).toEqual({ st: '0', sp: '"$user", public' });
-      expect((await slow.customersByIds(schemaA, [customer.id])).map((c) => c.id)).toEqual([
-        customer.id,
-      ]);
+      expect(state.rows[0]).toEqual({ st: '300ms', reset: '300', sp: '"$user", public' });
+      expect(recorder.pools).toHaveLength(1);
+      const again = await requestData(slow, schemaA).lookup(B.customer, customerId);
+      expect(again?.['id']).toBe(customerId);
     } finally {
       await slow.close();
     }
@@ -327,9 +340,18 @@ describe('PostgreSQL data source: engine specifics', () => {
     };
     try {
       await expectCode(down.ping(), 'BACKEND_UNAVAILABLE');
-      await expectCode(down.customersByIds(schemaA, ['cus_a']), 'BACKEND_UNAVAILABLE');
-      await expectCode(down.listCustomers(rowA, { first: 1 }), 'BACKEND_UNAVAILABLE');
-      await expectCode(down.ordersByIds(downTenant, ['ord_a']), 'BACKEND_UNAVAILABLE');
+      await expectCode(
+        requestData(down, schemaA).lookup(B.customer, 'cus_a'),
+        'BACKEND_UNAVAILABLE',
+      );
+      await expectCode(
+        requestData(down, rowA).page(B.customers, { first: 1 }),
+        'BACKEND_UNAVAILABLE',
+      );
+      await expectCode(
+        requestData(down, downTenant).lookup(B.order, 'ord_a'),
+        'BACKEND_UNAVAILABLE',
+      );
     } finally {
       await down.close();
     }
@@ -341,7 +363,7 @@ describe('PostgreSQL data source: engine specifics', () => {
       options({ url: `postgres://postgres@127.0.0.1:${silent.port}/test`, connectTimeoutMs: 500 }),
     );
     try {
-      await expectCode(hung.customersByIds(schemaA, ['cus_a']), 'BACKEND_TIMEOUT');
+      await expectCode(requestData(hung, schemaA).lookup(B.customer, 'cus_a'), 'BACKEND_TIMEOUT');
     } finally {
       await hung.close();
       await silent.close();
@@ -353,23 +375,36 @@ describe('PostgreSQL data source: engine specifics', () => {
       id: `dm-${run}`,
       data: { strategy: 'database', url: dbUrl(`atrium_missing_${run}`) },
     };
-    await expectCode(source.customersByIds(missing, ['cus_a']), 'BACKEND_UNAVAILABLE');
+    await expectCode(
+      requestData(source, missing).lookup(B.customer, 'cus_a'),
+      'BACKEND_UNAVAILABLE',
+    );
   });
 
   it('refuses a schema tenant pointed at the shared row schema or a system schema', async () => {
     for (const schema of [rowSchema, 'public', 'pg_catalog', 'information_schema']) {
       const evil: TenantDataRef = { id: `ev-${run}`, data: { strategy: 'schema', schema } };
-      await expectCode(source.customersByIds(evil, ['cus_a']), 'INTERNAL_SERVER_ERROR');
+      await expectCode(
+        requestData(source, evil).lookup(B.customer, 'cus_a'),
+        'INTERNAL_SERVER_ERROR',
+      );
     }
   });
 
   it('migrates and seeds idempotently', async () => {
     for (const tenant of [schemaA, rowA, dbC]) {
-      const again = await source.withSession(tenant, async (session) => {
-        await migrateTenant(session, tenant, { rowRole, rowSchema });
-        return seedTenant(session, tenant, { ...BEHAVIOUR_SEED, rowRole, rowSchema });
+      const again = await source.withSession(tenant, async (session) => ({
+        migration: await migrateDemoTenant(session, tenant, { rowRole, rowSchema }),
+        seed: await seedDemoTenant(session, tenant, { ...BEHAVIOUR_SEED, rowRole, rowSchema }),
+      }));
+      expect(again.migration.applied).toEqual([]);
+      expect(again.seed).toMatchObject({
+        inserted: 0,
+        tables: {
+          customers: { rows: BEHAVIOUR_SEED.size, inserted: 0 },
+          orders: { inserted: 0 },
+        },
       });
-      expect(again).toMatchObject({ customersInserted: 0, ordersInserted: 0, customers: 60 });
     }
   });
 });

@@ -1,11 +1,10 @@
-import { migrateTenant } from '../../../src/backends/data/migrations.js';
 import {
   createPostgresDataSource,
   type PostgresDataSourceOptions,
 } from '../../../src/backends/data/postgres.js';
-import { seedTenant, type SeedOptions } from '../../../src/backends/data/seed.js';
 import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import type { QueryEvent, TenantDataRef } from '../../../src/backends/data/types.js';
+import { migrateDemoTenant, seedDemoTenant } from '../../support/demo.js';
 import {
   createDatabase,
   dbUrl,
@@ -14,6 +13,9 @@ import {
   TEST_DB_URL,
   uniqueSuffix,
 } from '../data/support.js';
+
+/** Customers per tenant unless `seed.size` says otherwise. */
+export const DEFAULT_FIXTURE_CUSTOMERS = 60;
 
 export interface PostgresFixture {
   run: string;
@@ -25,13 +27,17 @@ export interface PostgresFixture {
 }
 
 /**
- * Three tenants on this machine's PostgreSQL, one per isolation strategy, migrated and seeded,
- * behind a real PostgreSQL DataSource. Names carry a per-run suffix; cleanup drops everything.
+ * Three tenants on this machine's PostgreSQL, one per isolation strategy, migrated with the demo
+ * example's migrations and seeded with its seed, behind a real PostgreSQL DataSource. Names carry a per-run suffix; cleanup drops everything.
  */
 export async function createPostgresFixture(
   options: {
     poolMax?: number;
-    seed?: SeedOptions;
+    /**
+     * The demo seed's options: `size` customers per tenant (default 60), each with 0..12
+     * orders (the demo seed's own spread; `seedTenant` passes only `size`).
+     */
+    seed?: { size?: number };
     /** Also told every data statement (e.g. the gateway's metrics and spans). */
     onQuery?: (event: QueryEvent) => void;
     /** `data.tenantShareMax`: a tenant's share of the shared pool (default half of it). */
@@ -71,11 +77,9 @@ export async function createPostgresFixture(
   });
   for (const tenant of Object.values(tenants)) {
     await dataSource.withSession(tenant, async (session) => {
-      await migrateTenant(session, tenant, { rowRole, rowSchema });
-      await seedTenant(session, tenant, {
-        customers: 60,
-        ordersPerCustomer: { min: 1, max: 8 },
-        ...options.seed,
+      await migrateDemoTenant(session, tenant, { rowRole, rowSchema });
+      await seedDemoTenant(session, tenant, {
+        size: options.seed?.size ?? DEFAULT_FIXTURE_CUSTOMERS,
         rowRole,
         rowSchema,
       });

@@ -25,7 +25,7 @@ let lock: pg.Client | undefined;
 let probe: pg.Client | undefined;
 const events: FairPoolEvent[] = [];
 const tokens = { a: '', b: '' };
-/** listCustomers calls that reached the data source, per tenant. */
+/** `Query.customers` statements that reached the data source, per tenant. */
 const entered = new Map<string, number>();
 
 beforeAll(async () => {
@@ -34,15 +34,21 @@ beforeAll(async () => {
     tenantShareMax: SHARE,
     // Longer than the test: A's statements end when the lock goes, not by timing out.
     statementTimeoutMs: 20_000,
-    seed: { customers: 10 },
+    seed: { size: 10 },
     onSharedPoolEvent: (event) => events.push(event),
   });
   const source = fixture.dataSource;
+  // The page statement is built just before its session is asked for: counting builds of
+  // `Query.customers` counts the requests that reached the data source.
   const counted: DataSource = Object.assign(Object.create(source) as DataSource, {
-    listCustomers: (tenant: Parameters<DataSource['listCustomers']>[0], args: never) => {
-      entered.set(tenant.id, (entered.get(tenant.id) ?? 0) + 1);
-      return source.listCustomers(tenant, args);
-    },
+    query: ((tenant, build) =>
+      source.query(tenant, (target) => {
+        const statement = build(target);
+        if (statement.operation === 'Query.customers') {
+          entered.set(tenant.id, (entered.get(tenant.id) ?? 0) + 1);
+        }
+        return statement;
+      })) satisfies DataSource['query'],
   });
   const signer = await createTestSigner();
   const { schema: a, row: b } = fixture.tenants;

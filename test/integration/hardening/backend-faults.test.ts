@@ -38,7 +38,7 @@ let gateway: TestGateway;
 let tokens: { healthy: string; faulty: string };
 
 beforeAll(async () => {
-  fixture = await createPostgresFixture({ poolMax: 4, seed: { customers: 20 } });
+  fixture = await createPostgresFixture({ poolMax: 4, seed: { size: 20 } });
   modelServer = await spawnModelServer({ port: 0 });
   pgProxy = await startTcpProxy({ host: '127.0.0.1', port: 5432 });
   modelProxy = await startTcpProxy({ host: '127.0.0.1', port: modelServer.port });
