@@ -11,6 +11,17 @@ export interface CatalogColumn {
   hasDefault: boolean;
   /** Character length limit of varchar(n)/char(n), else undefined. */
   maxLength: number | undefined;
+  /** Values must be below this in magnitude: numeric(p, s) → 10^(p−s), int2 → 32768. */
+  magnitudeBelow: number | undefined;
+}
+
+/** The magnitude bound of a numeric(p, s) (atttypmod = (p << 16 | s) + 4) or a smallint. */
+function magnitudeBelow(type: string, typmod: number): number | undefined {
+  if (type === 'int2') return 32_768;
+  if (type !== 'numeric' || typmod < 4) return undefined;
+  const precision = ((typmod - 4) >> 16) & 0xffff;
+  const scale = (typmod - 4) & 0xffff;
+  return 10 ** (precision - scale);
 }
 
 export interface CatalogTable {
@@ -99,6 +110,7 @@ export async function readCatalog(
       hasDefault: row.has_default === true,
       // varchar(n) and char(n) store n + 4 in atttypmod.
       maxLength: (type === 'varchar' || type === 'bpchar') && typmod > 4 ? typmod - 4 : undefined,
+      magnitudeBelow: magnitudeBelow(type, typmod),
     });
   }
   return { schema: dataSource.schemaOf(tenant), tables };

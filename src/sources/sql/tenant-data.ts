@@ -307,6 +307,16 @@ export function createTenantData(options: TenantDataOptions): TenantData {
         const value = input[column.field];
         const info = table?.columns.get(column.column);
         if (
+          typeof value === 'number' &&
+          info?.magnitudeBelow !== undefined &&
+          // Checked before rounding: numeric(12,2) holds values below 10^10.
+          Math.abs(value) >= info.magnitudeBelow
+        ) {
+          throw new GatewayError('BAD_USER_INPUT', `${column.field} is out of range`, {
+            extensions: { field: column.field, argument: binding.argument },
+          });
+        }
+        if (
           typeof value === 'string' &&
           info?.maxLength !== undefined &&
           value.length > info.maxLength
