@@ -129,6 +129,9 @@ export default tseslint.config(
   {
     ignores: [
       'node_modules/**',
+      // Local worktrees and demo state, never in a clone.
+      '.wt/**',
+      '.atrium/**',
       'dist/**',
       'src/graphql/generated/**',
       'services/model-server/models/**',
