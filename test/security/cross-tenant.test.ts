@@ -87,7 +87,6 @@ const allIds = new Map<string, Set<string>>();
 beforeAll(async () => {
   fixture = await createPostgresFixture({
     poolMax: 1,
-    // 30 customers with 0..12 orders each (the demo seed's spread).
     seed: { size: 30 },
   });
   modelServer = await spawnModelServer({ port: 0 });

@@ -11,12 +11,10 @@ import { DEMO_BINDINGS as B, orderInput, requestData } from '../data/behaviour.j
 import { expectCode } from '../data/support.js';
 
 // Insert errors the engine must name the field of (`@insert`: "constraint violations answer
-// BAD_USER_INPUT naming the field"), on the embedded engine with a schema and a row tenant.
-// Found while rewriting the behaviour battery: a value the column's type cannot hold
-// (SQLSTATE 22003, numeric_value_out_of_range: 1e10 into `amount numeric(12,2)`) answers
-// BAD_USER_INPUT "The input breaks a rule of the data" with no `field`. PostgreSQL names no
-// column for 22003, so the engine would have to check the column's precision itself, as it does
-// a char(n)'s length before any statement.
+// BAD_USER_INPUT naming the field"), on the embedded engine with a schema and a row tenant: a
+// value its numeric column cannot hold (1e10 into `amount numeric(12,2)`). PostgreSQL names no
+// column for that (SQLSTATE 22003), so the engine checks the catalog's precision itself, as it
+// does a char(n)'s length. Written as a failing case while rewriting the battery; fixed in src.
 
 const tenants: TenantDataRef[] = [
   { id: 'acme', data: { strategy: 'schema' } },

@@ -1,10 +1,13 @@
+import { fileURLToPath } from 'node:url';
+import { seed as demoSeed } from '../../../examples/demo/seed.js';
 import {
   createPostgresDataSource,
   type PostgresDataSourceOptions,
 } from '../../../src/backends/data/postgres.js';
+import { type SeedFunction, seedTenant } from '../../../src/backends/data/seeding.js';
 import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import type { QueryEvent, TenantDataRef } from '../../../src/backends/data/types.js';
-import { migrateDemoTenant, seedDemoTenant } from '../../support/demo.js';
+import { migrateDemoTenant } from '../../support/demo.js';
 import {
   createDatabase,
   dbUrl,
@@ -16,6 +19,22 @@ import {
 
 /** Customers per tenant unless `seed.size` says otherwise. */
 export const DEFAULT_FIXTURE_CUSTOMERS = 60;
+/** Orders per customer: at least one, so every customer's relation has rows to read. */
+export const FIXTURE_ORDERS_PER_CUSTOMER = { min: 1, max: 8 } as const;
+
+/**
+ * The fixture's seed module, under the `data.seed` contract (seedTenant runs it in one
+ * transaction of each tenant's isolation): the demo example's seed, with every customer given
+ * 1..8 orders. seedTenant hands a seed only `size`, so the demo seed's own `ordersPerCustomer`
+ * (default 0..12) is set here.
+ */
+export const seed: SeedFunction = (session, target, options) =>
+  demoSeed(session, target, {
+    size: options?.size,
+    ordersPerCustomer: FIXTURE_ORDERS_PER_CUSTOMER,
+  });
+
+const FIXTURE_SEED = fileURLToPath(import.meta.url);
 
 export interface PostgresFixture {
   run: string;
@@ -28,15 +47,13 @@ export interface PostgresFixture {
 
 /**
  * Three tenants on this machine's PostgreSQL, one per isolation strategy, migrated with the demo
- * example's migrations and seeded with its seed, behind a real PostgreSQL DataSource. Names carry a per-run suffix; cleanup drops everything.
+ * example's migrations and seeded by {@link seed} through seedTenant, behind a real PostgreSQL
+ * DataSource. Names carry a per-run suffix; cleanup drops everything.
  */
 export async function createPostgresFixture(
   options: {
     poolMax?: number;
-    /**
-     * The demo seed's options: `size` customers per tenant (default 60), each with 0..12
-     * orders (the demo seed's own spread; `seedTenant` passes only `size`).
-     */
+    /** `size` customers per tenant (default 60), each with 1..8 orders. */
     seed?: { size?: number };
     /** Also told every data statement (e.g. the gateway's metrics and spans). */
     onQuery?: (event: QueryEvent) => void;
@@ -78,7 +95,8 @@ export async function createPostgresFixture(
   for (const tenant of Object.values(tenants)) {
     await dataSource.withSession(tenant, async (session) => {
       await migrateDemoTenant(session, tenant, { rowRole, rowSchema });
-      await seedDemoTenant(session, tenant, {
+      await seedTenant(session, tenant, {
+        module: FIXTURE_SEED,
         size: options.seed?.size ?? DEFAULT_FIXTURE_CUSTOMERS,
         rowRole,
         rowSchema,

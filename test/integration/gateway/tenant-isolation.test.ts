@@ -98,15 +98,13 @@ describe('tenant data through the gateway', () => {
   });
 
   it('cannot read another tenant’s rows by id, nor write to another tenant’s customer', async () => {
-    // The demo seed gives a customer 0..12 orders: take the first one that has some.
     const other = await gw.query(
-      '{ customers(first: 20) { edges { node { id orders(first: 1) { id } } } } }',
-      { token: tokens.row },
+      '{ customers(first: 1) { edges { node { id orders(first: 1) { id } } } } }',
+      {
+        token: tokens.row,
+      },
     );
-    const otherCustomer = (other.body.data as unknown as CustomersAnswer).customers.edges
-      .map((e) => e.node)
-      .find((c) => c.orders.length > 0)!;
-    expect(otherCustomer).toBeDefined();
+    const otherCustomer = (other.body.data as unknown as CustomersAnswer).customers.edges[0]!.node;
     const probe = await gw.query(
       'query ($c: ID!, $o: ID!) { customer(id: $c) { id } order(id: $o) { id } }',
       {
