@@ -47,8 +47,6 @@ beforeAll(async () => {
   const store = createMemoryStore();
   [gw, browser] = await Promise.all([
     startTestGateway({
-      // Viewer, limits and HTTP only: this data source holds no tables to check.
-      checkBindings: false,
       signer,
       dataSource,
       admission: createAdmissionControl({

@@ -193,10 +193,7 @@ describe('predictions aggregated into tenant data', () => {
       orders.every((o) => o.fraudRisk !== null && o.fraudRisk.score >= 0 && o.fraudRisk.score <= 1),
     ).toBe(true);
 
-    expect(fixture.events.map((e) => e.operation)).toEqual([
-      'listCustomers',
-      'ordersByCustomerIds',
-    ]);
+    expect(fixture.events.map((e) => e.operation)).toEqual(['Query.customers', 'Customer.orders']);
     const counted = await stats();
     expect(counted.inferRequests).toEqual({ 'churn/2': 1, 'fraud/2': 1 });
     expect(counted.inferredRows).toEqual({ 'churn/2': 50, 'fraud/2': orders.length });

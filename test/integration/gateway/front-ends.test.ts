@@ -29,8 +29,6 @@ beforeAll(async () => {
   dataSource = unusedDataSource();
   const store = createMemoryStore();
   gw = await startTestGateway({
-    // Viewer, limits and HTTP only: this data source holds no tables to check.
-    checkBindings: false,
     signer,
     dataSource,
     cors: { origins: [LOCAL_UI, APP] },

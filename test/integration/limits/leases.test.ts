@@ -45,8 +45,6 @@ describe('concurrency leases end when their requests end', () => {
     dataSource = unusedDataSource();
     replica = await connectReplica(REDIS_URL);
     gateway = await startTestGateway({
-      // Viewer, limits and HTTP only: this data source holds no tables to check.
-      checkBindings: false,
       signer,
       dataSource,
       predictor,

@@ -38,8 +38,6 @@ describe('rate and concurrency limits over HTTP, shared by two gateways through 
       replicas.push(replica);
       gateways.push(
         await startTestGateway({
-          // Viewer, limits and HTTP only: this data source holds no tables to check.
-          checkBindings: false,
           signer,
           dataSource,
           predictor,

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import { createPostgresDataSource } from '../../../src/backends/data/postgres.js';
+import { GatewayError } from '../../../src/errors.js';
 import type { DataSource } from '../../../src/backends/data/types.js';
 import { createAdmissionControl, type AdmissionControl } from '../../../src/limits/admission.js';
 import { createConcurrencyLimiter } from '../../../src/limits/concurrency.js';
@@ -60,11 +61,13 @@ export function admissionOn(store: Store, fallback: LimiterFallback = 'refuse'):
 }
 
 /**
- * A PostgreSQL data source on the test database that these suites never query (their
- * operations read the viewer and predictions only); it opens no connection unless used.
+ * A data source these suites never read tenant data from (their operations read the viewer and
+ * predictions only): its statements fail as an unreachable database would, so the gateway's
+ * catalog check cannot read a catalog and refuses no tenant; `ping` and `close` are a real
+ * PostgreSQL source's on the test database (it opens no connection unless pinged).
  */
 export function unusedDataSource(): DataSource {
-  return createPostgresDataSource({
+  const source = createPostgresDataSource({
     url: 'postgres://postgres@127.0.0.1:5432/test',
     poolMax: 1,
     tenantPoolMax: 1,
@@ -73,6 +76,13 @@ export function unusedDataSource(): DataSource {
     statementTimeoutMs: 1_000,
     rowRole: 'atrium_tenant',
   });
+  return {
+    query: () =>
+      Promise.reject(new GatewayError('BACKEND_UNAVAILABLE', 'This suite reads no tenant data.')),
+    schemaOf: (tenant) => source.schemaOf(tenant),
+    ping: () => source.ping(),
+    close: () => source.close(),
+  };
 }
 
 /** A model with two features, for `predict(model: "churn", inputs: [[x, y]])`. */

@@ -77,13 +77,13 @@ describe('GET /metrics after traffic from two tenants', () => {
     expect(
       sample(
         body,
-        `atrium_backend_calls_total{tenant="${tenants.a}",kind="data",backend="postgres",target="listCustomers",outcome="ok"}`,
+        `atrium_backend_calls_total{tenant="${tenants.a}",kind="data",backend="postgres",target="Query.customers",outcome="ok"}`,
       ),
     ).toBe(2);
     expect(
       sample(
         body,
-        `atrium_backend_calls_total{tenant="${tenants.b}",kind="data",backend="postgres",target="listCustomers",outcome="ok"}`,
+        `atrium_backend_calls_total{tenant="${tenants.b}",kind="data",backend="postgres",target="Query.customers",outcome="ok"}`,
       ),
     ).toBe(1);
 

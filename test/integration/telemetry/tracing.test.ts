@@ -64,12 +64,12 @@ describe('OpenTelemetry spans', () => {
 
     const children = childrenOf(root, all);
     const names = children.map((s) => s.name).sort();
-    expect(names).toEqual(['auth', 'data listCustomers', 'infer churn', 'limits']);
-    const data = children.find((s) => s.name === 'data listCustomers')!;
+    expect(names).toEqual(['auth', 'data Query.customers', 'infer churn', 'limits']);
+    const data = children.find((s) => s.name === 'data Query.customers')!;
     expect(data.kind).toBe(SpanKind.CLIENT);
     expect(data.attributes).toMatchObject({
       'db.system.name': 'postgresql',
-      'db.operation.name': 'listCustomers',
+      'db.operation.name': 'Query.customers',
       'atrium.tenant': stack.tenants.a,
       'atrium.data.strategy': 'schema',
     });
