@@ -139,12 +139,10 @@ describe('data per tenant', () => {
     expect(acme).not.toEqual(globex);
     const globexIds = new Set(globex.map((t) => t.id));
     expect(acme.filter((t) => globexIds.has(t.id))).toEqual([]);
-    // Per customer too, not only in the aggregate.
-    const differing = ids.filter(
-      (id) =>
-        JSON.stringify(acme.filter((t) => t.customerId === id)) !==
-        JSON.stringify(globex.filter((t) => t.customerId === id)),
-    );
+    // Per customer too, and in content, not only in the ids: the tenant seeds the generator.
+    const content = (tickets: Array<Record<string, unknown>>, id: string): string =>
+      JSON.stringify(tickets.filter((t) => t.customerId === id).map(({ id: _, ...rest }) => rest));
+    const differing = ids.filter((id) => content(acme, id) !== content(globex, id));
     expect(differing.length).toBeGreaterThan(ids.length / 2);
   });
 
