@@ -1,0 +1,93 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createFaults, type Faults } from './faults.js';
+import { createTicketsHandler } from './http-handler.js';
+import { createIdentityVerifier } from './identity.js';
+import { createRequestLog, type RequestLog } from './request-log.js';
+
+/** How long `close()` waits for in-flight requests before cutting connections. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+
+/** Options of {@link startTicketsServer}. */
+export interface TicketsServerOptions {
+  host: string;
+  /** 0 lets the OS pick a free port. */
+  port: number;
+  /** The gateway's JWKS URL. */
+  jwks: URL;
+  /** The `aud` tokens must carry (this service's name). */
+  audience: string;
+  /** The `iss` tokens must carry; unchecked when absent. */
+  issuer?: string;
+  /** Per-tenant API keys (tenant → key); when given, each request needs its tenant's key. */
+  keys?: ReadonlyMap<string, string>;
+  drainTimeoutMs?: number;
+  /** Diagnostics (internal errors). */
+  log: (message: string) => void;
+}
+
+/** A listening tickets service. */
+export interface RunningTicketsServer {
+  url: string;
+  host: string;
+  port: number;
+  requests: RequestLog;
+  faults: Faults;
+  /** Stops accepting, drains in-flight requests (cut after the drain timeout). Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startTicketsServer(
+  options: TicketsServerOptions,
+): Promise<RunningTicketsServer> {
+  const requests = createRequestLog();
+  const faults = createFaults();
+  const server = createServer(
+    createTicketsHandler({
+      verify: createIdentityVerifier({
+        jwks: options.jwks,
+        audience: options.audience,
+        issuer: options.issuer,
+        keys: options.keys,
+      }),
+      log: requests,
+      faults,
+      onInternalError: (err) =>
+        options.log(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
+    }),
+  );
+  await listen(server, options.host, options.port);
+  const { port } = server.address() as AddressInfo;
+  const hostInUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
+
+  let closing: Promise<void> | undefined;
+  const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  return {
+    url: `http://${hostInUrl}:${port}`,
+    host: options.host,
+    port,
+    requests,
+    faults,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), drainTimeoutMs);
+        await closed;
+        clearTimeout(timer);
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
