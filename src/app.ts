@@ -21,7 +21,13 @@ import { createOipClient, type OipClient } from './backends/inference/oip-client
 import { createPredictor } from './backends/inference/predictor.js';
 import { type AtriumConfig, ConfigError } from './config/load.js';
 import { type GatewaySchema, loadGatewaySchema } from './graphql/schema.js';
+import { createIdentitySigner, type IdentitySigner } from './auth/identity.js';
+import { createServiceClients } from './backends/http/service-clients.js';
+import type { SecretRef } from './config/schema.js';
+import { readSecret } from './config/secrets.js';
+import { createConcurrencyGates } from './sources/http/gates.js';
 import { createTenantChecks } from './sources/sql/tenant-checks.js';
+import { GatewayError } from './errors.js';
 import { createSchemaVariants } from './graphql/variants.js';
 import { type AdmissionControl, createAdmissionControl } from './limits/admission.js';
 import { createConcurrencyLimiter } from './limits/concurrency.js';
@@ -230,6 +236,74 @@ export async function createConfiguredData(
     rowRole: config.data.rowRole,
     onQuery,
   });
+}
+
+/** Where services (and anyone) find the keys of the identity the gateway signs. */
+export const JWKS_PATH = '/.well-known/jwks.json';
+
+function jwksRoute(signer: IdentitySigner | undefined): AppRoute {
+  const body = JSON.stringify(signer ? signer.jwks() : { keys: [] });
+  return (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    res
+      .writeHead(200, {
+        'content-type': 'application/json',
+        'cache-control': 'public, max-age=300',
+      })
+      .end(req.method === 'HEAD' ? undefined : body);
+  };
+}
+
+/**
+ * Tenant services: one client per (service, origin), the identity signer, secrets read once
+ * each, and the per-tenant gates. Every `@http` field must name a configured service.
+ */
+async function createServices(config: AtriumConfig, schema: GatewaySchema, logger: Logger) {
+  for (const binding of schema.bindings.fields) {
+    if (binding.kind === 'http' && !Object.hasOwn(config.services, binding.service)) {
+      throw new ConfigError(
+        `${binding.parent}.${binding.field} calls the service "${binding.service}", which services does not configure`,
+      );
+    }
+  }
+  const signs = Object.values(config.services).some((s) => s.identity === 'signed');
+  if (signs && !config.identity.signingKey && config.mode === 'production') {
+    logger.warn(
+      'identity.signingKey is not set: signing service identity with a key of this process only',
+    );
+  }
+  const signer =
+    signs || config.identity.signingKey
+      ? await createIdentitySigner({
+          issuer: config.identity.issuer,
+          ttlSeconds: config.identity.ttlSeconds,
+          privateKey: config.identity.signingKey && readSecret(config.identity.signingKey),
+        })
+      : undefined;
+  const secrets = new Map<string, string>();
+  return {
+    clients: createServiceClients({ services: config.services }),
+    config: config.services,
+    signer,
+    gates: createConcurrencyGates(),
+    secret(ref: SecretRef): string {
+      const key = JSON.stringify(ref);
+      let value = secrets.get(key);
+      if (value === undefined) {
+        try {
+          value = readSecret(ref);
+        } catch (error) {
+          logger.error({ err: (error as Error).message }, 'a service credential cannot be read');
+          throw new GatewayError('BACKEND_UNAVAILABLE', 'A service credential is not available.');
+        }
+        secrets.set(key, value);
+      }
+      return value;
+    },
+  };
 }
 
 function createStore(config: AtriumConfig, logger: Logger): Store {
@@ -477,6 +551,8 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       });
     const clients = createOipClients(config, observability, logger);
     for (const client of clients.values()) closers.push(() => client.close());
+    const services = await createServices(config, gatewaySchema, logger);
+    closers.push(() => services.clients.close());
     const predictor =
       options.predictor ??
       createPredictor({
@@ -503,7 +579,13 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       schema,
       schemaFor: variants.schemaFor,
       playground: playground?.page,
-      routes: { ...playground?.routes, ...telemetry.routes, ...adminRoutes, ...options.routes },
+      routes: {
+        ...playground?.routes,
+        ...telemetry.routes,
+        ...adminRoutes,
+        [JWKS_PATH]: jwksRoute(services.signer),
+        ...options.routes,
+      },
       persistedQueries,
       cors: createCorsPolicy({ ...config.server.cors, tenants: registry }),
       production: config.production,
@@ -531,7 +613,16 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
         (async (backend, model, version) =>
           (await clients.get(backend)?.modelReady(model, version)) ?? false),
       logger,
+      services,
       readiness: {
+        ...Object.fromEntries(
+          Object.entries(config.services)
+            .filter(([, service]) => service.url && service.healthPath)
+            .map(([name]): [string, Probe] => [
+              `service:${name}`,
+              () => services.clients.probe(name),
+            ]),
+        ),
         data: () => dataSource.ping(),
         store: () => store.ping(),
         'tenant-config': async () => {

@@ -251,6 +251,35 @@ export const tenantModelSchema = z.object({
   features: z.array(z.string().min(1)).min(1),
 });
 
+/**
+ * A secret: the name of an environment variable or a file holding it — never the secret
+ * itself, so config files can be committed and logged.
+ */
+export const secretRefSchema = z.union([
+  z
+    .object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })
+    .strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+]);
+
+export const DEFAULT_SERVICE_TIMEOUT_MS = 2_000;
+export const DEFAULT_SERVICE_CONNECTIONS = 16;
+export const DEFAULT_SERVICE_MAX_CONCURRENT = 16;
+export const DEFAULT_SERVICE_MAX_RESPONSE_BYTES = 1024 * 1024;
+export const DEFAULT_IDENTITY_TTL_SECONDS = 30;
+
+/** What a tenant may change of a service: where it is and how it authenticates. */
+export const tenantServiceSchema = z
+  .object({
+    /** The tenant's own deployment of the service (e.g. https://acme.billing.internal). */
+    url: z.string().url().optional(),
+    /** Headers sent with the tenant's calls, on top of (and over) the service's. */
+    headers: z.record(headerName, secretRefSchema).default({}),
+  })
+  .strict();
+
+const serviceName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a service name such as "billing"');
+
 export const tenantSchema = z.object({
   id: tenantId,
   displayName: z.string().min(1),
@@ -273,6 +302,8 @@ export const tenantSchema = z.object({
    * clients cannot register through automatic persisted queries.
    */
   trustedDocuments: z.boolean().default(false),
+  /** This tenant's URL and credentials for `services` entries (its own deployments). */
+  services: z.record(serviceName, tenantServiceSchema).default({}),
   cors: z
     .object({
       /**
@@ -283,6 +314,41 @@ export const tenantSchema = z.object({
     })
     .prefault({}),
 });
+
+/** A tenant service: an HTTP/JSON upstream the SDL's `@http` fields call. */
+export const serviceSchema = z
+  .object({
+    /** Base URL for tenants that do not set their own; unset → only tenants with one may call it. */
+    url: z.string().url().optional(),
+    /** Deadline of one call, retries included (the request's deadline may end it sooner). */
+    timeoutMs: z.number().int().positive().max(60_000).default(DEFAULT_SERVICE_TIMEOUT_MS),
+    /** Keep-alive connections per origin. */
+    connections: z.number().int().positive().max(1_024).default(DEFAULT_SERVICE_CONNECTIONS),
+    /** Calls of one tenant in flight at once to this service; more wait their turn. */
+    maxConcurrent: z.number().int().positive().max(1_024).default(DEFAULT_SERVICE_MAX_CONCURRENT),
+    /** A larger answer is refused as malformed. */
+    maxResponseBytes: z
+      .number()
+      .int()
+      .positive()
+      .max(64 * 1024 * 1024)
+      .default(DEFAULT_SERVICE_MAX_RESPONSE_BYTES),
+    /** Attempts per call, the first included (1 disables retries). */
+    maxAttempts: z.number().int().min(1).max(5).default(2),
+    /**
+     * Who the service is told the caller is: a short-lived token the gateway signs (`signed`:
+     * tenant, subject, scopes, audience = the service), the caller's own bearer token
+     * (`forward`), or nothing (`none`).
+     */
+    identity: z.enum(['signed', 'forward', 'none']).default('signed'),
+    /** `aud` of the signed identity; default the service's name. */
+    audience: z.string().min(1).optional(),
+    /** Headers sent with every call (API keys): secrets by reference only. */
+    headers: z.record(headerName, secretRefSchema).default({}),
+    /** A path answered 2xx when the service is up, probed by /readyz (default URL only). */
+    healthPath: z.string().startsWith('/').optional(),
+  })
+  .strict();
 
 export const inferenceBackendSchema = z.object({
   /** Base URL of an OIP v2 server, e.g. http://127.0.0.1:8001 */
@@ -568,6 +634,25 @@ export const configFileSchema = z.object({
     })
     .prefault({}),
   telemetry: telemetrySchema.prefault({}),
+  /** Tenant services (HTTP/JSON upstreams) by name; tenants override URL and credentials. */
+  services: z.record(serviceName, serviceSchema).default({}),
+  /**
+   * The identity the gateway signs for services (`identity: signed`), published with its
+   * public key at /.well-known/jwks.json.
+   */
+  identity: z
+    .object({
+      /** `iss` of the tokens; default `atrium`. */
+      issuer: z.string().min(1).default('atrium'),
+      /**
+       * The private signing key (a JWK JSON or PKCS#8 PEM, ES256), shared by every replica.
+       * Unset → a key generated at start (one replica only: others could not verify).
+       */
+      signingKey: secretRefSchema.optional(),
+      /** Lifetime of a token, at most 60 s. */
+      ttlSeconds: z.number().int().min(5).max(60).default(DEFAULT_IDENTITY_TTL_SECONDS),
+    })
+    .prefault({}),
   inference: z
     .object({
       backends: z.record(z.string().min(1), inferenceBackendSchema).default({}),
@@ -687,3 +772,7 @@ export type AuthConfig = z.infer<typeof authSchema>;
 export type InferenceBackendConfig = z.infer<typeof inferenceBackendSchema>;
 export type TelemetryConfig = z.infer<typeof telemetrySchema>;
 export type CorsConfig = z.infer<typeof corsSchema>;
+export type ServiceConfig = z.infer<typeof serviceSchema>;
+export type TenantServiceConfig = z.infer<typeof tenantServiceSchema>;
+export type SecretRef = z.infer<typeof secretRefSchema>;
+export type IdentityConfig = z.infer<typeof configFileSchema>['identity'];

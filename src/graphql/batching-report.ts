@@ -47,6 +47,18 @@ export function fieldResolutions({ bindings, resolved }: GatewaySchema): FieldRe
           batched: true,
           how: `one infer call per batch and (model, version) (model ${b.model})`,
         };
+      case 'http':
+        return b.batch
+          ? {
+              field,
+              batched: true,
+              how: `one ${b.service} call per batch of parents (${b.batch.param})`,
+            }
+          : {
+              field,
+              batched: false,
+              how: `one ${b.service} call per distinct request (deduplicated, bounded per tenant): no batch form (batchParam)`,
+            };
     }
   });
   for (const field of resolved) {

@@ -15,6 +15,9 @@ import {
   isNonNullType,
 } from 'graphql';
 import type {
+  AnswerShape,
+  ShapeField,
+  TemplatePart,
   ColumnBinding,
   FieldBinding,
   FilterBinding,
@@ -51,11 +54,12 @@ export const SOURCE_DIRECTIVES: ReadonlySet<string> = new Set([
   'relation',
   'insert',
   'infer',
+  'http',
   'requiresScopes',
 ]);
 
 /** Directives that make a field of a table type something other than a column. */
-const FIELD_SOURCES = ['relation', 'infer'] as const;
+const FIELD_SOURCES = ['relation', 'infer', 'http'] as const;
 
 export interface ReadBindingsOptions {
   /** `Type.field` of every field the operator's resolver module answers: not a column. */
@@ -227,6 +231,61 @@ function pageSizeOf(where: string, field: GraphQLField<unknown, unknown>, max: n
   return page;
 }
 
+const PLACEHOLDER = /\{(parent|args)\.([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** `/customers/{parent.id}/tickets` → parts; every placeholder must name something real. */
+function parseTemplate(
+  where: string,
+  text: string,
+  names: { parent: (name: string) => boolean; args: (name: string) => boolean },
+): TemplatePart[] {
+  const parts: TemplatePart[] = [];
+  let last = 0;
+  for (const match of text.matchAll(PLACEHOLDER)) {
+    const [whole, from, name] = match as unknown as [string, 'parent' | 'args', string];
+    if (match.index > last) parts.push({ text: text.slice(last, match.index) });
+    if (!names[from](name))
+      fail(where, `${whole} names no ${from === 'args' ? 'argument' : 'parent field'}`);
+    parts.push({ from, name });
+    last = match.index + whole.length;
+  }
+  if (last < text.length) parts.push({ text: text.slice(last) });
+  if (/[{}]/.test(parts.map((p) => ('text' in p ? p.text : '')).join(''))) {
+    fail(where, `${JSON.stringify(text)}: placeholders are {parent.field} or {args.name}`);
+  }
+  return parts;
+}
+
+/** The shape of a GraphQL output type, for checking a service's answer. */
+function shapeOf(type: GraphQLType, seen: ReadonlySet<string>): AnswerShape {
+  const named = getNamedType(type);
+  if (named instanceof GraphQLEnumType) {
+    return { kind: 'scalar', scalar: 'Enum', enumValues: named.getValues().map((v) => v.name) };
+  }
+  if (named instanceof GraphQLScalarType) {
+    return { kind: 'scalar', scalar: BUILT_IN[named.name] ?? 'String' };
+  }
+  if (!(named instanceof GraphQLObjectType) || seen.has(named.name)) return { kind: 'any-object' };
+  const next = new Set([...seen, named.name]);
+  return {
+    kind: 'object',
+    fields: Object.values(named.getFields()).map((f) => shapeField(f.name, f.type, next)),
+  };
+}
+
+function shapeField(name: string, type: GraphQLType, seen: ReadonlySet<string>): ShapeField {
+  const nullable = getNullableType(type);
+  const list = isListType(nullable);
+  const item = list ? (nullable as GraphQLList<GraphQLType>).ofType : type;
+  return {
+    name,
+    nonNull: isNonNullType(type),
+    list,
+    itemNonNull: list && isNonNullType(item),
+    shape: shapeOf(item, seen),
+  };
+}
+
 /**
  * Reads the source directives of a built schema into bindings, checking everything the SDL
  * alone can tell (names are identifiers, types fit, arguments have a source). Throws a
@@ -271,7 +330,8 @@ export function readBindings(
       const relation = directive(schema, field, 'relation');
       const insert = directive(schema, field, 'insert');
       const infer = directive(schema, field, 'infer');
-      const present = [lookup, connection, relation, insert, infer].filter(Boolean).length;
+      const http = directive(schema, field, 'http');
+      const present = [lookup, connection, relation, insert, infer, http].filter(Boolean).length;
       if (present > 1) fail(at, 'a field takes one source directive');
       const isRoot = rootNames.has(type.name);
 
@@ -442,6 +502,63 @@ export function readBindings(
           field: field.name,
           model: infer.model,
           table: tables.get(type.name),
+        });
+      } else if (http) {
+        const where = `${at} @http`;
+        const service = http.service;
+        if (typeof service !== 'string' || !/^[a-z][a-z0-9_-]{0,62}$/.test(service)) {
+          fail(where, `service ${JSON.stringify(service)} is not a service name`);
+        }
+        const table = tables.get(type.name);
+        const names = {
+          parent: (name: string) =>
+            name in type.getFields() || (table?.columns.some((c) => c.column === name) ?? false),
+          args: (name: string) => field.args.some((a) => a.name === name),
+        };
+        const path = String(http.path ?? '');
+        if (!path.startsWith('/')) fail(where, 'path must start with /');
+        const query = ((http.query as string[] | undefined) ?? []).map((item) => {
+          const eq = item.indexOf('=');
+          if (eq < 1) fail(where, `query ${JSON.stringify(item)} is not name=template`);
+          return {
+            name: item.slice(0, eq),
+            value: parseTemplate(where, item.slice(eq + 1), names),
+          };
+        });
+        let body: unknown;
+        if (typeof http.body === 'string') {
+          try {
+            body = JSON.parse(http.body);
+          } catch {
+            fail(where, 'body is not a JSON template');
+          }
+          for (const text of JSON.stringify(body).match(/"(?:[^"\\]|\\.)*"/g) ?? []) {
+            parseTemplate(where, JSON.parse(text) as string, names);
+          }
+        }
+        const method = http.method === 'POST' ? 'POST' : 'GET';
+        let batch: { param: string; by: string; key: string } | undefined;
+        if (typeof http.batchParam === 'string') {
+          if (typeof http.batchKey !== 'string') fail(where, 'batchParam needs batchKey');
+          const by = typeof http.batchBy === 'string' ? http.batchBy : (table?.key.field ?? 'id');
+          if (!names.parent(by))
+            fail(where, `batchBy ${JSON.stringify(by)} is no field of ${type.name}`);
+          batch = { param: http.batchParam, by, key: http.batchKey };
+          if (rootNames.has(type.name)) fail(where, 'a root field has no parents to batch');
+        }
+        fields.push({
+          kind: 'http',
+          parent: type.name,
+          field: field.name,
+          service,
+          method,
+          path: parseTemplate(where, path, names),
+          query,
+          body,
+          batch,
+          select:
+            typeof http.select === 'string' && http.select !== '' ? http.select.split('.') : [],
+          answer: shapeField(field.name, field.type, new Set()),
         });
       } else if (isRoot && !resolved.has(at) && !ENGINE_ROOT_FIELDS.has(at)) {
         fail(

@@ -1,5 +1,6 @@
 import type { Principal } from '../auth/principal.js';
 import type { LoaderRegistry } from '../loaders/registry.js';
+import type { TenantServices } from '../sources/http/tenant-services.js';
 import type { PredictionLoaders } from '../sources/inference/prediction-loaders.js';
 import type { TenantData } from '../sources/sql/tenant-data.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -19,6 +20,8 @@ export interface GatewayContext {
   readonly loaders: LoaderRegistry;
   /** The tenant's tables, through the bindings (batched reads, inserts). */
   readonly data: TenantData;
+  /** The tenant's services (`@http` fields): its URLs, credentials and signed identity. */
+  readonly services: TenantServices;
   /** Per-model prediction loaders of this tenant (cache, then one infer call per batch). */
   readonly predictions: PredictionLoaders;
   /** Whether a model backend reports a model ready (never throws). */

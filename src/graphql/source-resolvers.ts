@@ -69,6 +69,11 @@ export function sourceResolvers(bindings: SchemaBindings): ResolverMap {
           ),
         );
         break;
+      case 'http':
+        set(map, binding.parent, binding.field, (parent, args, { services }) =>
+          services.resolve(binding, parent, args),
+        );
+        break;
     }
   }
   return map;

@@ -2,7 +2,7 @@ import type { Principal } from '../auth/principal.js';
 import type { TokenVerifier } from '../auth/verify-token.js';
 import type { DataSource } from '../backends/data/types.js';
 import { DEFAULT_REQUEST_DEADLINE_MS } from '../config/schema.js';
-import { asRequestError, isGatewayError } from '../errors.js';
+import { asRequestError, GatewayError, isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';
 import type { Admission, AdmissionControl } from '../limits/admission.js';
 import { createDeadline, raceDeadline, withDeadline } from '../limits/deadline.js';
@@ -10,6 +10,11 @@ import { createLoaderRegistry } from '../loaders/registry.js';
 import type { SchemaBindings } from '../sources/bindings.js';
 import type { TenantChecks } from '../sources/sql/tenant-checks.js';
 import { createTenantData } from '../sources/sql/tenant-data.js';
+import type { IdentitySigner } from '../auth/identity.js';
+import type { ServiceClients } from '../backends/http/service-clients.js';
+import type { SecretRef, ServiceConfig } from '../config/schema.js';
+import { createTenantServices } from '../sources/http/tenant-services.js';
+import { type ConcurrencyGates, createConcurrencyGates } from '../sources/http/gates.js';
 import {
   createPredictionLoaders,
   type PredictionLoadersOptions,
@@ -32,6 +37,16 @@ export interface ContextDependencies {
   /** Largest batch per statement; default DEFAULT_MAX_BATCH_SIZE (src/loaders/registry.ts). */
   maxBatchSize?: number | undefined;
   predictor: PredictionService;
+  /** Tenant services: their clients, config, the identity signer, secrets and gates. */
+  services?:
+    | {
+        clients: Pick<ServiceClients, 'call'>;
+        config: Readonly<Record<string, ServiceConfig>>;
+        signer: IdentitySigner | undefined;
+        secret: (ref: SecretRef) => string;
+        gates: ConcurrencyGates;
+      }
+    | undefined;
   /** Prediction cache (the store); omitted → every prediction goes to the model. */
   predictionCache?: PredictionLoadersOptions['cache'];
   cacheTtlSeconds: number;
@@ -56,6 +71,10 @@ export interface AdmittedRequest {
   principal: Principal;
   tenant: Tenant;
   admission: Admission;
+  /** The caller's Authorization header (for services that forward it). */
+  authorization?: string | undefined;
+  /** The caller's W3C trace context, continued upstream. */
+  traceparent?: string | undefined;
 }
 
 /**
@@ -76,11 +95,19 @@ export async function admitRequest(
     // A tenant whose database does not fit the bindings is refused; the others are served.
     await deps.tenantChecks?.admit(tenant);
     const admission = await deps.admission.admit(tenant, principal);
-    return { principal, tenant, admission };
+    return { principal, tenant, admission, authorization: facts.authorization };
   } catch (error) {
     throw isGatewayError(error) ? asRequestError(error) : error;
   }
 }
+
+const NO_SERVICES: Pick<ServiceClients, 'call'> = {
+  call: () => Promise.reject(new GatewayError('FORBIDDEN', 'No tenant service is configured.')),
+};
+const NO_GATES = createConcurrencyGates();
+const noSecret = (): string => {
+  throw new GatewayError('FORBIDDEN', 'No tenant service is configured.');
+};
 
 /**
  * The per-request context of an admitted request: fresh loaders bound to its tenant. `ended`
@@ -89,7 +116,7 @@ export async function admitRequest(
  */
 export function createRequestContext(
   deps: ContextDependencies,
-  { principal, tenant }: AdmittedRequest,
+  { principal, tenant, authorization, traceparent }: AdmittedRequest,
   requestId: string,
   ended?: AbortSignal,
 ): GatewayContext {
@@ -114,6 +141,20 @@ export function createRequestContext(
       bindings: deps.bindings,
       catalog: () => deps.tenantChecks.catalog(tenant),
       maxPageSize: tenant.limits.maxPageSize,
+    }),
+    services: createTenantServices({
+      tenant,
+      principal,
+      authorization,
+      requestId,
+      traceparent,
+      loaders,
+      // Service calls answer by the request's deadline too.
+      clients: withDeadline(deps.services?.clients ?? NO_SERVICES, deadline, 'tenant service'),
+      services: deps.services?.config ?? {},
+      signer: deps.services?.signer,
+      secret: deps.services?.secret ?? noSecret,
+      gates: deps.services?.gates ?? NO_GATES,
     }),
     predictions: createPredictionLoaders({
       tenant,

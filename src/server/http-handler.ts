@@ -331,7 +331,17 @@ export function createHttpHandler(options: HttpHandlerOptions) {
           body,
         },
         context: () => {
-          const context = createRequestContext(options, admitted, requestId, ended.signal);
+          const context = createRequestContext(
+            options,
+            {
+              ...admitted,
+              traceparent: Array.isArray(req.headers.traceparent)
+                ? req.headers.traceparent[0]
+                : req.headers.traceparent,
+            },
+            requestId,
+            ended.signal,
+          );
           observation?.bind(context);
           return Promise.resolve(context);
         },

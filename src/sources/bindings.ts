@@ -113,8 +113,47 @@ export interface InferBinding extends FieldBindingBase {
   readonly table: TableBinding | undefined;
 }
 
+/** A piece of a template: literal text, or a value from the parent or the arguments. */
+export type TemplatePart =
+  { readonly text: string } | { readonly from: 'parent' | 'args'; readonly name: string };
+
+/** The shape an answer must have to be the field's value (checked before it is used). */
+export type AnswerShape =
+  | {
+      readonly kind: 'scalar';
+      readonly scalar: ScalarKind;
+      readonly enumValues?: readonly string[];
+    }
+  | { readonly kind: 'object'; readonly fields: readonly ShapeField[] }
+  /** An object type met again deeper down: checked as an object only. */
+  | { readonly kind: 'any-object' };
+
+export interface ShapeField {
+  readonly name: string;
+  readonly nonNull: boolean;
+  readonly list: boolean;
+  /** For list fields: whether the items are non-null. */
+  readonly itemNonNull: boolean;
+  readonly shape: AnswerShape;
+}
+
+/** `tickets: [Ticket!]! @http(service: "tickets", path: "/tickets", batchParam: "customerId", …)` */
+export interface HttpBinding extends FieldBindingBase {
+  readonly kind: 'http';
+  readonly service: string;
+  readonly method: 'GET' | 'POST';
+  readonly path: readonly TemplatePart[];
+  readonly query: readonly { readonly name: string; readonly value: readonly TemplatePart[] }[];
+  /** The JSON body template (strings may hold placeholders; a string that is one placeholder keeps the value's type). */
+  readonly body: unknown;
+  readonly batch: { readonly param: string; readonly by: string; readonly key: string } | undefined;
+  readonly select: readonly string[];
+  /** The field's own type, as the answer must be. */
+  readonly answer: ShapeField;
+}
+
 export type SqlFieldBinding = LookupBinding | ConnectionBinding | RelationBinding | InsertBinding;
-export type FieldBinding = SqlFieldBinding | InferBinding;
+export type FieldBinding = SqlFieldBinding | InferBinding | HttpBinding;
 
 export interface SchemaBindings {
   /** By GraphQL type name. */

@@ -3,6 +3,7 @@ import type {
   PlanLimits,
   TenantConfig,
   TenantModelConfig,
+  TenantServiceConfig,
 } from '../config/schema.js';
 
 /** A tenant as the request pipeline sees it: its configuration with the plan's limits applied. */
@@ -19,6 +20,8 @@ export interface Tenant {
   readonly trustedDocuments: boolean;
   /** The tenant's own front-end origins (CORS), on top of the global ones (server/cors.ts). */
   readonly corsOrigins: readonly string[];
+  /** The tenant's own URLs and credentials of tenant services (config `services`). */
+  readonly services: Readonly<Record<string, TenantServiceConfig>>;
 }
 
 export class UnknownPlanError extends Error {
@@ -55,5 +58,6 @@ export function toTenant(
     features: new Set(config.features),
     trustedDocuments: config.trustedDocuments,
     corsOrigins: config.cors.origins,
+    services: config.services,
   };
 }

@@ -28,6 +28,8 @@ export interface HttpRequest {
   path: string;
   /** A JSON body; omitted for GET. */
   body?: string | undefined;
+  /** Extra request headers (identity, credentials, trace context); never logged. */
+  headers?: Readonly<Record<string, string>> | undefined;
   /** The attempt's signal (see `AttemptContext`). */
   signal: AbortSignal;
   /** A larger success body is returned as `text: null` (the caller decides it is malformed). */
@@ -141,7 +143,7 @@ export function createHttpExchange(options: HttpExchangeOptions): HttpExchange {
   return {
     unavailable,
 
-    async send({ method, path, body, signal, maxResponseBytes }) {
+    async send({ method, path, body, headers, signal, maxResponseBytes }) {
       if (closed) {
         throw new AttemptFailure('closed', unavailable('client closed', 'client closed'));
       }
@@ -150,10 +152,12 @@ export function createHttpExchange(options: HttpExchangeOptions): HttpExchange {
           origin,
           path,
           method,
-          headers:
-            body === undefined
+          headers: {
+            ...headers,
+            ...(body === undefined
               ? { accept: 'application/json' }
-              : { 'content-type': 'application/json', accept: 'application/json' },
+              : { 'content-type': 'application/json', accept: 'application/json' }),
+          },
           body: body ?? null,
           signal,
         });
