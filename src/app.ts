@@ -259,13 +259,16 @@ function jwksRoute(signer: IdentitySigner | undefined): AppRoute {
 
 /**
  * Tenant services: one client per (service, origin), the identity signer, secrets read once
- * each, and the per-tenant gates. Every `@http` field must name a configured service.
+ * each, and the per-tenant gates.
  */
 async function createServices(config: AtriumConfig, schema: GatewaySchema, logger: Logger) {
+  // A field whose service is not configured answers its coded error (FORBIDDEN, "not
+  // configured for this tenant"); the rest of the schema is served.
   for (const binding of schema.bindings.fields) {
     if (binding.kind === 'http' && !Object.hasOwn(config.services, binding.service)) {
-      throw new ConfigError(
-        `${binding.parent}.${binding.field} calls the service "${binding.service}", which services does not configure`,
+      logger.warn(
+        { field: `${binding.parent}.${binding.field}`, service: binding.service },
+        'a field calls a service that `services` does not configure',
       );
     }
   }

@@ -5,8 +5,9 @@
  * is built by the composition root, `createApp` (src/app.ts).
  */
 import cluster from 'node:cluster';
+import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { createApp } from './app.js';
+import { createApp, JWKS_PATH } from './app.js';
 import { DEFAULT_EXAMPLE_QUERY } from './config/schema.js';
 import {
   DEMO_AUDIENCE,
@@ -33,8 +34,12 @@ import type { TenantRegistry } from './tenancy/registry.js';
 // The demo launcher starts the reference model server as a child process; the gateway still
 // only talks to it over HTTP.
 import { spawnModelServer, type SpawnedModelServer } from '../services/model-server/spawn.js';
+import { spawnTicketsService, type SpawnedTicketsService } from '../services/tickets/spawn.js';
 
 interface Demo {
+  /** Reference services to start once the gateway listens (they verify its JWKS). */
+  references: { name: string; port: number }[];
+  started: SpawnedTicketsService[];
   /** The reference model server, when the example configures inference backends. */
   modelServer: SpawnedModelServer | undefined;
   devKeys: DevKeys;
@@ -72,10 +77,47 @@ async function startDemo(
           ? {}
           : { recipes, repo: repository ?? join(dirname(recipes), 'repository') }),
       });
-  const file = modelServer
-    ? buildDemoConfig({ ...keys, path, modelServerUrl: modelServer.url })
-    : probe;
-  return { config: applyEnv(file, env, 'demo'), demo: { modelServer, devKeys } };
+  // Their ports are chosen now: the gateway's config names them before they can start.
+  const references = await Promise.all(
+    (probe.dev?.referenceServices ?? [])
+      .filter((name) => Object.hasOwn(probe.services, name))
+      .map(async (name) => ({ name, port: await freePort() })),
+  );
+  const file = buildDemoConfig({
+    ...keys,
+    path,
+    modelServerUrl: modelServer?.url ?? 'http://127.0.0.1',
+    serviceUrls: Object.fromEntries(references.map((r) => [r.name, `http://127.0.0.1:${r.port}`])),
+  });
+  return {
+    config: applyEnv(file, env, 'demo'),
+    demo: { modelServer, devKeys, references, started: [] },
+  };
+}
+
+/** A loopback port free now (bound by the OS, then released). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Starts the demo's reference services against the listening gateway's JWKS. */
+async function startReferences(demo: Demo, url: string, config: AtriumConfig, logger: Logger) {
+  for (const { name, port } of demo.references) {
+    logger.info({ service: name }, 'demo mode: starting the reference service');
+    demo.started.push(
+      await spawnTicketsService({
+        jwks: `${url}${JWKS_PATH}`,
+        audience: config.services[name]?.audience ?? name,
+        issuer: config.identity.issuer,
+        port,
+        host: '127.0.0.1',
+      }),
+    );
+  }
 }
 
 /**
@@ -94,6 +136,7 @@ async function banner(
     '',
     `  Atrium demo — GraphQL at ${url}/graphql  (health ${url}/healthz, readiness ${url}/readyz)`,
     ...(demo.modelServer ? [`  Model server: ${demo.modelServer.url}`] : []),
+    ...demo.started.map((s) => `  Tenant service: ${s.url} (services/tickets)`),
     `  Playground: ${url}/playground (or open ${url}/graphql in a browser)`,
     production
       ? `  Dev tokens: not printed under NODE_ENV=production (\`npm run token -- --tenant ${first}\`)`
@@ -133,6 +176,7 @@ async function main(): Promise<void> {
   const app = await createApp(config, { devKeys: demo?.devKeys, worker: cluster.isWorker });
   const { logger } = app;
   const url = await app.listen();
+  if (demo) await startReferences(demo, url, config, logger);
   if (demo)
     console.log(
       await banner(
@@ -155,7 +199,12 @@ async function main(): Promise<void> {
     // The model server child goes once the gateway has drained and closed what it built.
     app
       .stop()
-      .finally(() => demo?.modelServer?.stop())
+      .finally(() =>
+        Promise.allSettled([
+          demo?.modelServer?.stop(),
+          ...(demo?.started ?? []).map((s) => s.stop()),
+        ]),
+      )
       .then(
         () => flushLogger(logger).then(() => process.exit(0)),
         (error: unknown) => {

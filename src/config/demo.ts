@@ -16,6 +16,8 @@ export interface DemoConfigOptions {
   modelServerUrl: string;
   /** The example's config file; default {@link DEMO_CONFIG_PATH}. */
   path?: string | undefined;
+  /** Where the reference services demo mode starts will listen, by service name. */
+  serviceUrls?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -34,9 +36,16 @@ export function buildDemoConfig(options: DemoConfigOptions): ConfigFile {
       { ...backend, url: options.modelServerUrl },
     ]),
   );
+  const services = Object.fromEntries(
+    Object.entries((file.services ?? {}) as Record<string, object>).map(([name, service]) => [
+      name,
+      options.serviceUrls?.[name] ? { ...service, url: options.serviceUrls[name] } : service,
+    ]),
+  );
   return parseConfigFile(
     {
       ...file,
+      services,
       auth: {
         issuer: options.issuer,
         audience: options.audience,

@@ -569,6 +569,11 @@ export const configFileSchema = z.object({
     .object({
       /** A GraphQL query for the banner's curl line. */
       exampleQuery: z.string().min(1).default(DEFAULT_EXAMPLE_QUERY),
+      /**
+       * Reference services (services/<name>) demo mode starts and points the same-named
+       * entry of `services` at: the demo's `tickets`.
+       */
+      referenceServices: z.array(z.enum(['tickets'])).default([]),
       modelServer: z
         .object({
           /** The example's recipe module (exports `recipes`); default the demo's models. */
