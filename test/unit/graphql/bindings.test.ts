@@ -44,6 +44,7 @@ describe('source bindings from the SDL', () => {
       'insert Mutation.createOrder',
       'relation Customer.orders',
       'infer Customer.churnRisk',
+      'http Customer.tickets',
       'relation Order.customer',
       'infer Order.fraudRisk',
     ]);
