@@ -111,8 +111,16 @@ export async function createBenchDatabase(suffix: string): Promise<BenchDatabase
   };
 }
 
-/** Creates a `schema`-strategy tenant's tables in `url` and seeds `customers` customers. */
-export async function seedBenchTenant(url: string, tenantId: string, customers: number) {
+/**
+ * Creates a tenant's tables in `url` (`schema` strategy unless told otherwise; `row` tenants
+ * share the row schema, under forced RLS) and seeds `customers` customers.
+ */
+export async function seedBenchTenant(
+  url: string,
+  tenantId: string,
+  customers: number,
+  strategy: 'schema' | 'row' = 'schema',
+) {
   const dataSource = createPostgresDataSource({
     url,
     poolMax: 1,
@@ -122,7 +130,7 @@ export async function seedBenchTenant(url: string, tenantId: string, customers: 
     statementTimeoutMs: 120_000,
     rowRole: DEFAULT_ROW_ROLE,
   });
-  const tenant = { id: tenantId, data: { strategy: 'schema' as const } };
+  const tenant = { id: tenantId, data: { strategy } };
   try {
     return await dataSource.withSession(tenant, async (session) => {
       await migrateTenant(session, tenant, { dir: DEFAULT_MIGRATIONS_DIR });
@@ -217,13 +225,20 @@ export function benchConfig(options: BenchConfigOptions): Record<string, unknown
   };
 }
 
-/** A tenant of the bench: `schema` strategy, bench plan, churn v2 on the reference server. */
-export function benchTenant(id: string, withModel: boolean): Record<string, unknown> {
+/**
+ * A tenant of the bench: `schema` strategy unless told otherwise, bench plan, churn v2 on the
+ * reference server.
+ */
+export function benchTenant(
+  id: string,
+  withModel: boolean,
+  strategy: 'schema' | 'row' = 'schema',
+): Record<string, unknown> {
   return {
     id,
     displayName: `Bench ${id}`,
     plan: 'bench',
-    data: { strategy: 'schema' },
+    data: { strategy },
     models: withModel
       ? {
           churn: {
