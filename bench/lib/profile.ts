@@ -39,7 +39,13 @@ export interface ProfileSummary {
 
 function shortUrl(url: string): string {
   const local = url.replace(/^file:\/\//, '');
-  if (local.startsWith(ROOT)) return local.slice(ROOT.length).replace(/^\//, '');
+  if (local.startsWith(ROOT)) {
+    // A checkout of another commit (bench/lib/checkout.ts) reads like this one: src/…
+    return local
+      .slice(ROOT.length)
+      .replace(/^\//, '')
+      .replace(/^\.atrium\/bench\/[^/]+\//, '');
+  }
   return url;
 }
 
@@ -152,7 +158,8 @@ async function profiled(
   ctx: BenchContext,
   options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
   skip: 'load' | 'none',
-  during: (url: string, pid: number) => Promise<void>,
+  /** May resolve to the moment (performance.now()) the summarised part starts. */
+  during: (url: string, pid: number) => Promise<number | void>,
 ): Promise<ProfileSummary | undefined> {
   for (let attempt = 1; attempt <= 2; attempt += 1) {
     const dir = join(ctx.workDir, `prof-${options.name}-${attempt}`);
@@ -164,8 +171,9 @@ async function profiled(
         nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
       }),
     );
-    const skipMs = skip === 'load' ? performance.now() - spawnedAt : 0;
-    await during(gateway.url, gateway.pid);
+    const loadFrom = performance.now();
+    const mark = await during(gateway.url, gateway.pid);
+    const skipMs = skip === 'load' ? (mark ?? loadFrom) - spawnedAt : 0;
     await gateway.stop();
     try {
       return await summarizeProfile(dir, skipMs);
@@ -205,4 +213,54 @@ export function profileStartup(
   options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
 ): Promise<ProfileSummary | undefined> {
   return profiled(ctx, options, 'none', async () => {});
+}
+
+/** A profile over a fixed number of requests: CPU time per request, in total and by area. */
+export interface RequestProfile {
+  summary: ProfileSummary;
+  /** Requests answered in the summarised part. */
+  requests: number;
+  /** Main-thread busy (non-idle) milliseconds per request. */
+  busyMsPerRequest: number;
+  /** The same by area (the summary's top areas). */
+  areasMsPerRequest: { area: string; ms: number }[];
+}
+
+/**
+ * Profiles a gateway answering exactly `amount` requests of `spec(url)` after a warm-up (not
+ * summarised), so that two gateways' profiles compare per request rather than per second of a
+ * run whose request rate differs.
+ */
+export async function profileRequests(
+  ctx: BenchContext,
+  options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
+  spec: (url: string) => Target['spec'],
+  amount: number,
+): Promise<RequestProfile | undefined> {
+  let requests = 0;
+  const summary = await profiled(ctx, options, 'load', async (url, pid) => {
+    await runLoad(
+      { ...spec(url), warmupSeconds: 0, durationSeconds: ctx.settings.warmupSeconds },
+      pid,
+    );
+    const mark = performance.now();
+    const result = await runLoad(
+      { ...spec(url), warmupSeconds: 0, durationSeconds: 1, amount },
+      pid,
+    );
+    requests = result.completed;
+    return mark;
+  });
+  if (summary === undefined || requests === 0) return undefined;
+  const busyMs = summary.windowMs * (1 - summary.idlePercent / 100);
+  const perRequest = busyMs / requests;
+  return {
+    summary,
+    requests,
+    busyMsPerRequest: perRequest,
+    areasMsPerRequest: summary.areas.map((a) => ({
+      area: a.area,
+      ms: (a.percent / 100) * perRequest,
+    })),
+  };
 }

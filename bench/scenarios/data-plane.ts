@@ -37,8 +37,9 @@ import {
   resetModelServerStats,
   total,
 } from '../lib/graphql-client.js';
+import type { LoadResult } from '../lib/load.js';
 import { startCountingProxy, type WireCounts, wireDelta } from '../lib/pg-proxy.js';
-import { describeProfile, profileUnderLoad, type ProfileSummary } from '../lib/profile.js';
+import { profileRequests, type RequestProfile } from '../lib/profile.js';
 import { type ServerProcess, startAtrium } from '../lib/processes.js';
 import { figure, type Figure, type ScenarioReport } from '../lib/report.js';
 import { median } from '../lib/stats.js';
@@ -86,6 +87,42 @@ interface Probe {
   connectionsOpened: number;
   /** Simple-protocol messages (BEGIN with the isolation, COMMIT, …) by text, per query. */
   simpleQueriesPerQuery: Record<string, number>;
+}
+
+/** Milliseconds of the gateway's CPU per answered request, over a measured run. */
+function cpuPerRequest(r: LoadResult): number {
+  return ((r.serverCores ?? Number.NaN) * 1000) / r.okPerSecond;
+}
+
+/**
+ * The two sides' CPU per request at the same load, in total and by area (the areas either
+ * side spends most in), and each side's top frames.
+ */
+function compareProfiles(
+  what: string,
+  generated: RequestProfile | undefined,
+  handwritten: RequestProfile | undefined,
+): string[] {
+  if (!generated || !handwritten) return [`${what}: no CPU profile (Node.js did not write one)`];
+  const ms = (p: RequestProfile, area: string) =>
+    p.areasMsPerRequest.find((a) => a.area === area)?.ms ?? 0;
+  const areas = [
+    ...new Set([
+      ...generated.areasMsPerRequest.slice(0, 10).map((a) => a.area),
+      ...handwritten.areasMsPerRequest.slice(0, 10).map((a) => a.area),
+    ]),
+  ].sort((a, b) => ms(generated, b) - ms(generated, a));
+  const frames = (p: RequestProfile) =>
+    p.summary.frames
+      .slice(0, 6)
+      .map((f) => `${f.frame} ${f.percent}%`)
+      .join('; ');
+  return [
+    `${what}, profiled over ${generated.requests} and ${handwritten.requests} requests: main-thread CPU per request ${generated.busyMsPerRequest.toFixed(2)} ms ${GENERATED} vs ${handwritten.busyMsPerRequest.toFixed(2)} ms ${HANDWRITTEN}; by area (ms, ${GENERATED} vs ${HANDWRITTEN}): ${areas
+      .map((a) => `${a} ${ms(generated, a).toFixed(2)} vs ${ms(handwritten, a).toFixed(2)}`)
+      .join(', ')}`,
+    `${what}, top frames: ${GENERATED}: ${frames(generated)} | ${HANDWRITTEN}: ${frames(handwritten)}`,
+  ];
 }
 
 /** Removes every `cached` field: the one field allowed to differ between two answers. */
@@ -424,6 +461,21 @@ export async function dataPlaneScenario(ctx: BenchContext): Promise<ScenarioRepo
       );
     }
     for (const n of SIZES) {
+      figures.push(
+        figure(
+          `${strategy} N=${n}: server CPU per request, ${GENERATED} / ${HANDWRITTEN}`,
+          median(
+            roundRatios(
+              runs(`${strategy} ${GENERATED} N=${n}`),
+              runs(`${strategy} ${HANDWRITTEN} N=${n}`),
+              cpuPerRequest,
+            ),
+          ),
+          '×',
+        ),
+      );
+    }
+    for (const n of SIZES) {
       const g = summarize(runs(`${strategy} ${GENERATED} N=${n}`));
       const h = summarize(runs(`${strategy} ${HANDWRITTEN} N=${n}`));
       figures.push(
@@ -436,16 +488,21 @@ export async function dataPlaneScenario(ctx: BenchContext): Promise<ScenarioRepo
     }
   }
 
-  // 3. Where the time goes, when the generated side is the slower one (or when asked).
-  const profiles: Record<string, ProfileSummary | undefined> = {};
+  // 3. Where the time goes, when the generated side is the slower one (or when asked): both
+  // sides profiled over the same number of requests, CPU time per request by area.
+  const profiles: Record<string, RequestProfile | undefined> = {};
+  const profileNotes: string[] = [];
   for (const strategy of STRATEGIES) {
     const worst = [...SIZES].sort((a, b) => ratio(strategy, a) - ratio(strategy, b))[0] as number;
     if (!(ratio(strategy, worst) < 1) && !ctx.settings.profile) continue;
+    const hwRate = summarize(runs(`${strategy} ${HANDWRITTEN} N=${worst}`)).okPerSecond;
+    const amount = Math.max(50, Math.round(hwRate * ctx.settings.durationSeconds));
+    const pair: (RequestProfile | undefined)[] = [];
     for (const [i, side] of sides.entries()) {
       const target = targetsOf(strategy, i)[SIZES.indexOf(worst as (typeof SIZES)[number])];
       if (!target) continue;
-      ctx.log(`  profiling ${strategy} ${side.name} at N=${worst}`);
-      profiles[`${strategy} ${side.name} N=${worst}`] = await profileUnderLoad(
+      ctx.log(`  profiling ${strategy} ${side.name} at N=${worst} (${amount} requests)`);
+      const profile = await profileRequests(
         ctx,
         {
           name: `data-plane-${side.root ? 'handwritten' : 'generated'}-${strategy}-profiled`,
@@ -455,8 +512,12 @@ export async function dataPlaneScenario(ctx: BenchContext): Promise<ScenarioRepo
           root: side.root,
         },
         (url) => ({ ...target.spec, url: `${url}/graphql` }),
+        amount,
       );
+      profiles[`${strategy} ${side.name} N=${worst}`] = profile;
+      pair.push(profile);
     }
+    profileNotes.push(...compareProfiles(`${strategy} N=${worst}`, pair[0], pair[1]));
   }
 
   const medians = Object.fromEntries([...results].map(([name, r]) => [name, summarize(r)]));
@@ -489,9 +550,7 @@ export async function dataPlaneScenario(ctx: BenchContext): Promise<ScenarioRepo
       .join(', ')}; server CPU (cores, median): ${[...results.keys()]
       .map((name) => `${name} ${(medians[name]?.serverCores ?? Number.NaN).toFixed(2)}`)
       .join(', ')}`,
-    ...Object.entries(profiles).flatMap(([name, summary]) =>
-      describeProfile(summary).map((line) => `${name}: ${line}`),
-    ),
+    ...profileNotes,
   ];
   return {
     scenario: 'data-plane',
