@@ -89,6 +89,14 @@ interface Probe {
   simpleQueriesPerQuery: Record<string, number>;
 }
 
+/**
+ * The data plane's own files on either side: generated (resolvers from bindings, the SQL
+ * sources, the loader registry, the prediction loaders) and hand-written (24e522d's resolvers,
+ * argument helpers and loaders).
+ */
+const DATA_PLANE_FILES =
+  /^src\/(sources\/|loaders\/|graphql\/(source-resolvers|engine-resolvers|resolvers\/|models|args)\b)/;
+
 /** Milliseconds of the gateway's CPU per answered request, over a measured run. */
 function cpuPerRequest(r: LoadResult): number {
   return ((r.serverCores ?? Number.NaN) * 1000) / r.okPerSecond;
@@ -112,6 +120,17 @@ function compareProfiles(
       ...handwritten.areasMsPerRequest.slice(0, 10).map((a) => a.area),
     ]),
   ].sort((a, b) => ms(generated, b) - ms(generated, a));
+  const kib = (p: RequestProfile, area: string) =>
+    p.allocatedKiBByArea?.find((a) => a.area === area)?.kib ?? 0;
+  // Node.js internals sit under nearly every allocation (the microtask queue, streams): left out.
+  const ownAreas = (p: RequestProfile) =>
+    (p.allocatedKiBByArea ?? [])
+      .filter((a) => !a.area.startsWith('node:') && !a.area.startsWith('native:'))
+      .slice(0, 6)
+      .map((a) => a.area);
+  const allocationAreas = [
+    ...new Set(['data plane', ...ownAreas(generated), ...ownAreas(handwritten)]),
+  ];
   const frames = (p: RequestProfile) =>
     p.summary.frames
       .slice(0, 6)
@@ -120,6 +139,9 @@ function compareProfiles(
   return [
     `${what}, profiled over ${generated.requests} and ${handwritten.requests} requests: main-thread CPU per request ${generated.busyMsPerRequest.toFixed(2)} ms ${GENERATED} vs ${handwritten.busyMsPerRequest.toFixed(2)} ms ${HANDWRITTEN}; by area (ms, ${GENERATED} vs ${HANDWRITTEN}): ${areas
       .map((a) => `${a} ${ms(generated, a).toFixed(2)} vs ${ms(handwritten, a).toFixed(2)}`)
+      .join(', ')}`,
+    `${what}, allocated per request (KiB, V8 sampling heap profiler, collected objects included): ${(generated.allocatedKiBPerRequest ?? Number.NaN).toFixed(0)} ${GENERATED} vs ${(handwritten.allocatedKiBPerRequest ?? Number.NaN).toFixed(0)} ${HANDWRITTEN}; under each area, inclusive (areas overlap): ${allocationAreas
+      .map((a) => `${a} ${kib(generated, a).toFixed(1)} vs ${kib(handwritten, a).toFixed(1)}`)
       .join(', ')}`,
     `${what}, top frames: ${GENERATED}: ${frames(generated)} | ${HANDWRITTEN}: ${frames(handwritten)}`,
   ];
@@ -513,6 +535,7 @@ export async function dataPlaneScenario(ctx: BenchContext): Promise<ScenarioRepo
         },
         (url) => ({ ...target.spec, url: `${url}/graphql` }),
         amount,
+        { 'data plane': DATA_PLANE_FILES },
       );
       profiles[`${strategy} ${side.name} N=${worst}`] = profile;
       pair.push(profile);
