@@ -334,14 +334,14 @@ export async function dataPlaneScenario(ctx: BenchContext): Promise<ScenarioRepo
       ),
     ),
   ) as Record<Strategy, string>;
-  const start = (side: Side, name: string, databaseUrl: string, root = side.root) =>
+  const start = (side: Side, name: string, databaseUrl: string) =>
     startAtrium({
       name,
       dir: ctx.workDir,
       databaseUrl,
       redisUrl: REDIS_URL,
       config,
-      root,
+      root: side.root,
     }).then((p) => ctx.track(p));
 
   // 1. Counting: both gateways through the proxy — same answers, then round trips.
