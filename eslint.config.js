@@ -138,6 +138,8 @@ export default tseslint.config(
       'coverage/**',
       'test-artifacts/**',
       'bench/results/**',
+      // Local state, gitignored: dev keys, and the bench's checkouts of other commits.
+      '.atrium/**',
       'playground/dist/**',
       'playground/.build-*/**',
     ],

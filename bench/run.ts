@@ -1,12 +1,13 @@
 /**
- * `npm run bench` — the load scenarios of issue 7, each against the real components on loopback:
+ * `npm run bench` — the load scenarios of issues 7 and 10, each against the real components on loopback:
  * the gateway as a separate process started from a config file (as in production), the load
  * generator (autocannon) in another process, several rounds, medians, and every headline figure
  * a ratio against a baseline measured in the same run.
  *
- *   npm run bench [-- --only overhead,aggregation,micro-batching,tenant-scale,execution-engine]
+ *   npm run bench [-- --only overhead,aggregation,micro-batching,tenant-scale,execution-engine,data-plane]
  *                 [--rounds 3] [--duration 5] [--warmup 3] [--round-warmup 1] [--quick]
  *                 [--keep]   (keep the scratch directory: config files and .cpuprofile files)
+ *                 [--profile] (data-plane: profile both sides even when no target is missed)
  *
  * Writes bench/results/<scenario>-<timestamp>.json per scenario and bench/results/latest.json,
  * refreshes the generated table in BENCHMARKS.md after a full run, and prints each figure beside
@@ -40,6 +41,7 @@ import {
   writeScenarioResult,
 } from './lib/report.js';
 import { aggregationScenario } from './scenarios/aggregation.js';
+import { dataPlaneScenario } from './scenarios/data-plane.js';
 import { executionEngineScenario } from './scenarios/execution-engine.js';
 import { microBatchingScenario } from './scenarios/micro-batching.js';
 import { overheadScenario } from './scenarios/overhead.js';
@@ -51,6 +53,7 @@ const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> 
   'micro-batching': microBatchingScenario,
   'tenant-scale': tenantScaleScenario,
   'execution-engine': executionEngineScenario,
+  'data-plane': dataPlaneScenario,
 };
 /** Customers seeded for the data tenant: enough for N = 200 and for 64 distinct concurrent ids. */
 const SEED_CUSTOMERS = 1_000;
@@ -64,6 +67,7 @@ const { values: args } = parseArgs({
     'round-warmup': { type: 'string' },
     quick: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
   },
 });
 
@@ -80,6 +84,7 @@ const settings: BenchSettings = {
   warmupSeconds: positive('warmup', args.warmup, args.quick ? 1 : 3),
   roundWarmupSeconds: positive('round-warmup', args['round-warmup'], 1),
   durationSeconds: positive('duration', args.duration, args.quick ? 2 : 5),
+  profile: args.profile,
 };
 const selected = args.only ? args.only.split(',').map((s) => s.trim()) : Object.keys(SCENARIOS);
 for (const name of selected) {

@@ -11,6 +11,7 @@ import pg from 'pg';
 import { migrateTenant } from '../../src/backends/data/migrations.js';
 import { createPostgresDataSource } from '../../src/backends/data/postgres.js';
 import { seedTenant } from '../../src/backends/data/seeding.js';
+import type { SqlExecutor } from '../../src/backends/data/sql-executor.js';
 import {
   DEFAULT_MIGRATIONS_DIR,
   DEFAULT_PLANS,
@@ -111,8 +112,14 @@ export async function createBenchDatabase(suffix: string): Promise<BenchDatabase
   };
 }
 
-/** Creates a `schema`-strategy tenant's tables in `url` and seeds `customers` customers. */
-export async function seedBenchTenant(url: string, tenantId: string, customers: number) {
+type BenchStrategy = 'schema' | 'row';
+
+/** One administrative session on the database holding `tenant`'s data. */
+async function withTenantSession<T>(
+  url: string,
+  tenant: { id: string; data: { strategy: BenchStrategy } },
+  fn: (session: SqlExecutor) => Promise<T>,
+): Promise<T> {
   const dataSource = createPostgresDataSource({
     url,
     poolMax: 1,
@@ -122,21 +129,50 @@ export async function seedBenchTenant(url: string, tenantId: string, customers: 
     statementTimeoutMs: 120_000,
     rowRole: DEFAULT_ROW_ROLE,
   });
-  const tenant = { id: tenantId, data: { strategy: 'schema' as const } };
   try {
-    return await dataSource.withSession(tenant, async (session) => {
-      await migrateTenant(session, tenant, { dir: DEFAULT_MIGRATIONS_DIR });
-      const seeded = await seedTenant(session, tenant, {
-        module: `${DEMO_EXAMPLE_DIR}seed.ts`,
-        size: customers,
-      });
-      // Fresh statistics, so the planner (and autovacuum) do not change course mid-run.
-      await session.exec('ANALYZE');
-      return seeded;
-    });
+    return await dataSource.withSession(tenant, fn);
   } finally {
     await dataSource.close();
   }
+}
+
+/**
+ * Creates a tenant's tables in `url` (`schema` strategy unless told otherwise; `row` tenants
+ * share the row schema, under forced RLS) and seeds `customers` customers.
+ */
+export function seedBenchTenant(
+  url: string,
+  tenantId: string,
+  customers: number,
+  strategy: BenchStrategy = 'schema',
+) {
+  const tenant = { id: tenantId, data: { strategy } };
+  return withTenantSession(url, tenant, async (session) => {
+    await migrateTenant(session, tenant, { dir: DEFAULT_MIGRATIONS_DIR });
+    const seeded = await seedTenant(session, tenant, {
+      module: `${DEMO_EXAMPLE_DIR}seed.ts`,
+      size: customers,
+    });
+    // Fresh statistics, so the planner (and autovacuum) do not change course mid-run.
+    await session.exec('ANALYZE');
+    return seeded;
+  });
+}
+
+/**
+ * Creates a tenant's (empty) tables in `url`. Every served tenant needs them: the gateway
+ * checks each tenant's catalog against the SDL's bindings and refuses a tenant whose tables are
+ * missing (403 TENANT_MISCONFIGURED), even for queries that read no table.
+ */
+export async function migrateBenchTenant(
+  url: string,
+  tenantId: string,
+  strategy: BenchStrategy = 'schema',
+): Promise<void> {
+  const tenant = { id: tenantId, data: { strategy } };
+  await withTenantSession(url, tenant, (session) =>
+    migrateTenant(session, tenant, { dir: DEFAULT_MIGRATIONS_DIR }),
+  );
 }
 
 /** Deletes the Redis keys of the given tenants (rate limits, leases, cache, …). */
@@ -217,13 +253,20 @@ export function benchConfig(options: BenchConfigOptions): Record<string, unknown
   };
 }
 
-/** A tenant of the bench: `schema` strategy, bench plan, churn v2 on the reference server. */
-export function benchTenant(id: string, withModel: boolean): Record<string, unknown> {
+/**
+ * A tenant of the bench: `schema` strategy unless told otherwise, bench plan, churn v2 on the
+ * reference server.
+ */
+export function benchTenant(
+  id: string,
+  withModel: boolean,
+  strategy: 'schema' | 'row' = 'schema',
+): Record<string, unknown> {
   return {
     id,
     displayName: `Bench ${id}`,
     plan: 'bench',
-    data: { strategy: 'schema' },
+    data: { strategy },
     models: withModel
       ? {
           churn: {

@@ -5,10 +5,15 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnGateway } from '../../test/support/spawn-gateway.js';
+import {
+  spawnGateway,
+  type SpawnedGateway,
+  type SpawnGatewayOptions,
+} from '../../test/support/spawn-gateway.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const OUTPUT_TAIL = 16 * 1024;
@@ -71,6 +76,11 @@ export interface AtriumProcessOptions {
   /** Preload the memory probe (see `liveMemory`): `--expose-gc` and a SIGUSR2 handler. */
   memoryProbe?: boolean | undefined;
   timeoutMs?: number | undefined;
+  /**
+   * Another checkout of Atrium to run (its own `src/main.ts` and node_modules, e.g. an older
+   * commit measured side by side); default this one.
+   */
+  root?: string | undefined;
 }
 
 /**
@@ -82,7 +92,8 @@ export async function startAtrium(options: AtriumProcessOptions): Promise<Server
   const configPath = join(options.dir, `${options.name}.config.json`);
   await writeFile(configPath, JSON.stringify(options.config));
   const started = performance.now();
-  const gateway = await spawnGateway({
+  const spawnOne = options.root === undefined ? spawnGateway : spawnGatewayIn(options.root);
+  const gateway = await spawnOne({
     env: {
       ATRIUM_CONFIG: configPath,
       NODE_ENV: 'production',
@@ -115,6 +126,69 @@ export async function startAtrium(options: AtriumProcessOptions): Promise<Server
     async stop() {
       await gateway.stop(20_000);
     },
+  };
+}
+
+/**
+ * `spawnGateway` for another checkout: `node --import tsx <root>/src/main.ts` with `root` as the
+ * working directory (so `tsx` and every package come from that checkout's node_modules, as
+ * with `npm start` there), ready at the same "Atrium is listening" log line.
+ */
+function spawnGatewayIn(root: string) {
+  return async (options: SpawnGatewayOptions): Promise<SpawnedGateway> => {
+    const home = await mkdtemp(join(tmpdir(), 'atrium-home-'));
+    const child = spawn(
+      process.execPath,
+      [...(options.nodeArgs ?? []), '--import', 'tsx', join(root, 'src/main.ts')],
+      {
+        cwd: root,
+        env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ATRIUM_HOME: home, ...options.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`gateway in ${root} did not start within ${timeoutMs} ms:\n${output}`));
+      }, timeoutMs);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+        const match = /"url":"(http:\/\/[^"]+)".*"msg":"Atrium is listening"/.exec(output);
+        if (match?.[1]) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway in ${root} exited with ${code} before listening:\n${output}`));
+      });
+    });
+    let exited: Promise<number | null> | undefined;
+    return {
+      url,
+      process: child,
+      output: () => output,
+      stop(graceMs = 15_000) {
+        exited ??= new Promise<number | null>((resolve) => {
+          const done = (code: number | null) => {
+            void rm(home, { recursive: true, force: true }).finally(() => resolve(code));
+          };
+          if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
+          const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+          child.once('exit', (code) => {
+            clearTimeout(timer);
+            done(code);
+          });
+          child.kill('SIGTERM');
+        });
+        return exited;
+      },
+    };
   };
 }
 

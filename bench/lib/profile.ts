@@ -2,7 +2,7 @@
  * Summarises a V8 CPU profile (`node --cpu-prof`): self time by area (package, src/ folder,
  * Node.js internals, GC) and the top frames, over the part of the run that was measured.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchContext, Target } from './context.js';
 import { runLoad } from './load.js';
@@ -39,7 +39,13 @@ export interface ProfileSummary {
 
 function shortUrl(url: string): string {
   const local = url.replace(/^file:\/\//, '');
-  if (local.startsWith(ROOT)) return local.slice(ROOT.length).replace(/^\//, '');
+  if (local.startsWith(ROOT)) {
+    // A checkout of another commit (bench/lib/checkout.ts) reads like this one: src/…
+    return local
+      .slice(ROOT.length)
+      .replace(/^\//, '')
+      .replace(/^\.atrium\/bench\/[^/]+\//, '');
+  }
   return url;
 }
 
@@ -152,7 +158,9 @@ async function profiled(
   ctx: BenchContext,
   options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
   skip: 'load' | 'none',
-  during: (url: string, pid: number) => Promise<void>,
+  /** May resolve to the moment (performance.now()) the summarised part starts. */
+  during: (url: string, pid: number) => Promise<number | void>,
+  nodeOptions: readonly string[] = [],
 ): Promise<ProfileSummary | undefined> {
   for (let attempt = 1; attempt <= 2; attempt += 1) {
     const dir = join(ctx.workDir, `prof-${options.name}-${attempt}`);
@@ -161,11 +169,12 @@ async function profiled(
       await startAtrium({
         ...options,
         dir: ctx.workDir,
-        nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+        nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...nodeOptions],
       }),
     );
-    const skipMs = skip === 'load' ? performance.now() - spawnedAt : 0;
-    await during(gateway.url, gateway.pid);
+    const loadFrom = performance.now();
+    const mark = await during(gateway.url, gateway.pid);
+    const skipMs = skip === 'load' ? (mark ?? loadFrom) - spawnedAt : 0;
     await gateway.stop();
     try {
       return await summarizeProfile(dir, skipMs);
@@ -205,4 +214,172 @@ export function profileStartup(
   options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
 ): Promise<ProfileSummary | undefined> {
   return profiled(ctx, options, 'none', async () => {});
+}
+
+/**
+ * Preloaded into a profiled gateway (nothing added to src/): SIGUSR2 starts V8's sampling heap
+ * profiler, counting objects already collected too (so it measures allocation, not what is
+ * live), and a second SIGUSR2 writes the profile to /tmp/atrium-bench-heap-<pid>.json. A
+ * `started` file tells the harness the sampling is on.
+ */
+const HEAP_PROBE = `
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+const session = new Session();
+session.connect();
+let sampling = false;
+process.on('SIGUSR2', async () => {
+  const base = '/tmp/atrium-bench-heap-' + process.pid;
+  if (!sampling) {
+    sampling = true;
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 32768,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    writeFileSync(base + '.started', '');
+  } else {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    writeFileSync(base + '.json', JSON.stringify(profile));
+  }
+});
+`;
+const HEAP_PROBE_ARGS = ['--import', `data:text/javascript,${encodeURIComponent(HEAP_PROBE)}`];
+
+interface HeapNode {
+  callFrame: CallFrame;
+  selfSize: number;
+  children?: HeapNode[];
+}
+
+async function waitForFile(path: string, what: string): Promise<string> {
+  for (let i = 0; i < 600; i += 1) {
+    try {
+      return await readFile(path, 'utf8');
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`no ${what} (${path})`);
+}
+
+/**
+ * Bytes allocated under each area, inclusive: an allocation counts for every area on its stack
+ * (so `src/sources` includes what graphql or pg allocated on its behalf, and areas overlap).
+ */
+function allocationsByArea(
+  head: HeapNode,
+  groups: Readonly<Record<string, RegExp>>,
+): { total: number; areas: Map<string, number> } {
+  const areas = new Map<string, number>();
+  let total = 0;
+  const walk = (node: HeapNode, above: ReadonlySet<string>) => {
+    const { url } = node.callFrame;
+    const named = url === '' ? [] : [areaOf(node.callFrame)];
+    for (const [group, pattern] of Object.entries(groups)) {
+      if (url !== '' && pattern.test(shortUrl(url))) named.push(group);
+    }
+    const fresh = named.filter((a) => !above.has(a));
+    const here = fresh.length === 0 ? above : new Set([...above, ...fresh]);
+    total += node.selfSize;
+    for (const a of here) areas.set(a, (areas.get(a) ?? 0) + node.selfSize);
+    for (const child of node.children ?? []) walk(child, here);
+  };
+  walk(head, new Set());
+  return { total, areas };
+}
+
+/** A profile over a fixed number of requests: CPU time per request, in total and by area. */
+export interface RequestProfile {
+  summary: ProfileSummary;
+  /** Requests answered in the summarised part. */
+  requests: number;
+  /** Main-thread busy (non-idle) milliseconds per request. */
+  busyMsPerRequest: number;
+  /** The same by area (the summary's top areas). */
+  areasMsPerRequest: { area: string; ms: number }[];
+  /** Bytes allocated per request (V8's sampling heap profiler), if it answered. */
+  allocatedKiBPerRequest?: number | undefined;
+  /** The same by area, inclusive (areas overlap), largest first. */
+  allocatedKiBByArea?: { area: string; kib: number }[] | undefined;
+}
+
+/**
+ * Profiles a gateway answering exactly `amount` requests of `spec(url)` after a warm-up (not
+ * summarised), so that two gateways' profiles compare per request rather than per second of a
+ * run whose request rate differs.
+ */
+export async function profileRequests(
+  ctx: BenchContext,
+  options: Omit<AtriumProcessOptions, 'nodeOptions' | 'dir'>,
+  spec: (url: string) => Target['spec'],
+  amount: number,
+  /** Extra areas for the allocation figures: files (as `src/…`) matching each pattern. */
+  groups: Readonly<Record<string, RegExp>> = {},
+): Promise<RequestProfile | undefined> {
+  let requests = 0;
+  let heap: HeapNode | undefined;
+  const summary = await profiled(
+    ctx,
+    options,
+    'load',
+    async (url, pid) => {
+      await runLoad(
+        { ...spec(url), warmupSeconds: 0, durationSeconds: ctx.settings.warmupSeconds },
+        pid,
+      );
+      const base = `/tmp/atrium-bench-heap-${pid}`;
+      await rm(`${base}.started`, { force: true });
+      await rm(`${base}.json`, { force: true });
+      process.kill(pid, 'SIGUSR2');
+      await waitForFile(`${base}.started`, 'heap sampling');
+      const mark = performance.now();
+      const result = await runLoad(
+        { ...spec(url), warmupSeconds: 0, durationSeconds: 1, amount },
+        pid,
+      );
+      requests = result.completed;
+      process.kill(pid, 'SIGUSR2');
+      try {
+        // Written in one call, but read it only once it parses.
+        for (let i = 0; heap === undefined && i < 100; i += 1) {
+          try {
+            heap = (
+              JSON.parse(await waitForFile(`${base}.json`, 'heap profile')) as { head: HeapNode }
+            ).head;
+          } catch (error) {
+            if ((error as Error).message.startsWith('no heap')) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+      } catch (error) {
+        ctx.log(`  no heap profile from ${options.name}: ${(error as Error).message}`);
+      } finally {
+        await rm(`${base}.started`, { force: true });
+        await rm(`${base}.json`, { force: true });
+      }
+      return mark;
+    },
+    HEAP_PROBE_ARGS,
+  );
+  if (summary === undefined || requests === 0) return undefined;
+  const allocated = heap === undefined ? undefined : allocationsByArea(heap, groups);
+  const busyMs = summary.windowMs * (1 - summary.idlePercent / 100);
+  const perRequest = busyMs / requests;
+  return {
+    summary,
+    requests,
+    busyMsPerRequest: perRequest,
+    areasMsPerRequest: summary.areas.map((a) => ({
+      area: a.area,
+      ms: (a.percent / 100) * perRequest,
+    })),
+    allocatedKiBPerRequest: allocated && allocated.total / 1024 / requests,
+    allocatedKiBByArea:
+      allocated &&
+      [...allocated.areas]
+        .sort((a, b) => b[1] - a[1])
+        .map(([area, bytes]) => ({ area, kib: bytes / 1024 / requests })),
+  };
 }

@@ -35,6 +35,8 @@ export interface BenchSettings {
   /** Warm-up before every later round (JIT and pools stay hot, connections are re-opened). */
   roundWarmupSeconds: number;
   durationSeconds: number;
+  /** Profile where a scenario would only when a target is missed (`--profile`). */
+  profile: boolean;
 }
 
 export const RESULTS_DIR = join(ROOT, 'bench/results');

@@ -4,7 +4,7 @@
  * Server) against a bare Apollo Server standalone and a bare node:http server, same load.
  */
 import { type BenchContext, interleavedRounds, type Target } from '../lib/context.js';
-import { benchConfig, benchTenant, REDIS_URL } from '../lib/environment.js';
+import { benchConfig, benchTenant, migrateBenchTenant, REDIS_URL } from '../lib/environment.js';
 import type { LoadResult } from '../lib/load.js';
 import { describeProfile, profileUnderLoad } from '../lib/profile.js';
 import { startAtrium, startScript } from '../lib/processes.js';
@@ -48,6 +48,7 @@ export async function overheadScenario(ctx: BenchContext): Promise<ScenarioRepor
   const tenant = `bench-${ctx.suffix}-o`;
   ctx.tenants.add(tenant);
   const token = await ctx.signer.sign({ tenant, sub: 'bench' });
+  await migrateBenchTenant(ctx.db.url, tenant);
   const base = {
     dir: ctx.workDir,
     databaseUrl: ctx.db.url,

@@ -2,10 +2,19 @@
  * Scenario 4 — tenant scale. The same gateway, the same load (scenario 1's query for one
  * tenant), with 10 and with 10,000 tenants configured. Only the loaded tenant is ever used; the
  * others are registry entries like a real fleet's (a plan, an isolation strategy, a churn model).
+ * Every tenant's tables exist, as in a real fleet (the gateway reads each tenant's catalog at
+ * start and refuses a tenant whose tables do not fit the SDL): the loaded tenant has its own
+ * schema, the fleet's tenants are `row` tenants sharing the row schema, migrated once.
  * Resident memory is VmRSS of the gateway process after warm-up; p99 from interleaved rounds.
  */
 import { type BenchContext, interleavedRounds } from '../lib/context.js';
-import { benchConfig, benchTenant, CHURN_FEATURES, REDIS_URL } from '../lib/environment.js';
+import {
+  benchConfig,
+  benchTenant,
+  CHURN_FEATURES,
+  migrateBenchTenant,
+  REDIS_URL,
+} from '../lib/environment.js';
 import { runLoad } from '../lib/load.js';
 import { describeProfile, profileStartup, profileUnderLoad } from '../lib/profile.js';
 import { liveMemory, rssBytes, startAtrium } from '../lib/processes.js';
@@ -23,7 +32,7 @@ function fleetTenant(id: string, i: number): Record<string, unknown> {
     id,
     displayName: `Fleet tenant ${i}`,
     plan: i % 3 === 0 ? 'pro' : 'free',
-    data: { strategy: 'schema' },
+    data: { strategy: 'row' },
     features: i % 5 === 0 ? ['fraud'] : [],
     models: {
       churn: {
@@ -37,11 +46,12 @@ function fleetTenant(id: string, i: number): Record<string, unknown> {
   };
 }
 
+const fleetId = (ctx: BenchContext, i: number) =>
+  `fleet-${ctx.suffix}-${String(i).padStart(5, '0')}`;
+
 export function fleetConfig(ctx: BenchContext, loadTenant: string, count: number) {
   const tenants = [benchTenant(loadTenant, false)];
-  for (let i = 1; i < count; i += 1) {
-    tenants.push(fleetTenant(`fleet-${ctx.suffix}-${String(i).padStart(5, '0')}`, i));
-  }
+  for (let i = 1; i < count; i += 1) tenants.push(fleetTenant(fleetId(ctx, i), i));
   return benchConfig({ signer: ctx.signer, modelServerUrl: UNUSED_MODEL_URL, tenants });
 }
 
@@ -50,6 +60,9 @@ export async function tenantScaleScenario(ctx: BenchContext): Promise<ScenarioRe
   ctx.tenants.add(tenant);
   const token = await ctx.signer.sign({ tenant, sub: 'bench' });
   const common = { dir: ctx.workDir, databaseUrl: ctx.db.url, redisUrl: REDIS_URL };
+  await migrateBenchTenant(ctx.db.url, tenant);
+  // The row schema's tables, shared by every fleet tenant.
+  await migrateBenchTenant(ctx.db.url, fleetId(ctx, 1), 'row');
 
   // One after the other, so each start-up has the machine to itself.
   const gateways = [];
