@@ -143,3 +143,64 @@ describe('source bindings from the SDL', () => {
     expect(schema.getDirective('table')).toBeDefined();
   });
 });
+
+describe('@http bindings', () => {
+  const base = `
+    type Query { thing(id: ID!): Thing @lookup }
+    type Thing @table { id: ID! name: String! }
+    type Note { id: ID! text: String! }
+  `;
+  const withField = (directive: string, args = '') =>
+    `${base}\nextend type Thing { notes${args}: [Note!]! ${directive} }`;
+
+  it('reads templates, the batched form and select', () => {
+    const { bindings } = buildGatewaySchema({
+      typeDefs: [
+        withField(
+          '@http(service: "notes", path: "/things/{parent.id}/notes", query: ["q={args.q}"], select: "data.items")',
+          '(q: String)',
+        ),
+      ],
+    });
+    const http = bindings.fields.find((f) => f.kind === 'http');
+    expect(http).toMatchObject({
+      service: 'notes',
+      method: 'GET',
+      path: [{ text: '/things/' }, { from: 'parent', name: 'id' }, { text: '/notes' }],
+      query: [{ name: 'q', value: [{ from: 'args', name: 'q' }] }],
+      select: ['data', 'items'],
+      batch: undefined,
+    });
+  });
+
+  it.each([
+    [
+      'a placeholder naming no argument',
+      '@http(service: "n", path: "/n/{args.nope}")',
+      /\{args\.nope\} names no argument/,
+    ],
+    [
+      'a placeholder naming no field',
+      '@http(service: "n", path: "/n/{parent.nope}")',
+      /\{parent\.nope\} names no parent field/,
+    ],
+    [
+      'a stray brace',
+      '@http(service: "n", path: "/n/{id}")',
+      /placeholders are \{parent\.field\} or \{args\.name\}/,
+    ],
+    [
+      'batchParam without batchKey',
+      '@http(service: "n", path: "/n", batchParam: "ids")',
+      /batchParam needs batchKey/,
+    ],
+    ['a relative path', '@http(service: "n", path: "n")', /path must start with \//],
+    [
+      'a body that is not JSON',
+      '@http(service: "n", method: POST, path: "/n", body: "{nope")',
+      /body is not a JSON template/,
+    ],
+  ])('refuses %s, naming where', (_what, directive, message) => {
+    expect(() => buildGatewaySchema({ typeDefs: [withField(directive)] })).toThrow(message);
+  });
+});
