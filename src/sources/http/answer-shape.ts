@@ -22,7 +22,7 @@ function scalarProblem(value: unknown, shape: Extract<AnswerShape, { kind: 'scal
 function valueProblem(value: unknown, shape: AnswerShape, at: string): string | undefined {
   if (shape.kind === 'scalar') {
     return scalarProblem(value, shape)
-      ? `${at || 'the answer'} is not ${shape.scalar === 'Enum' ? 'one of its enum values' : `an ${shape.scalar}`}`
+      ? `${at || 'the answer'} is not ${shape.scalar === 'Enum' ? 'one of its enum values' : `a valid ${shape.scalar}`}`
       : undefined;
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {

@@ -25,7 +25,7 @@ describe('service answers checked against the field type', () => {
     [{ items: [] }, 'the answer is not a list'],
     [[null], '[0] is missing'],
     [[{ ...ticket, status: 'CLOSED' }], '[0].status is not one of its enum values'],
-    [[{ ...ticket, id: { $ne: 1 } }], '[0].id is not an ID'],
+    [[{ ...ticket, id: { $ne: 1 } }], '[0].id is not a valid ID'],
     [[{ ...ticket, subject: undefined }], '[0].subject is missing'],
     [['T1'], '[0] is not an object'],
   ])('refuses %j: %s', (value, problem) => {
