@@ -309,6 +309,19 @@ async function createServices(config: AtriumConfig, schema: GatewaySchema, logge
   };
 }
 
+/** Every tenant checked before traffic, a few at a time (each may read a catalog). */
+async function checkAll<T>(tenants: readonly T[], check: (tenant: T) => Promise<unknown>) {
+  const queue = [...tenants];
+  const worker = async () => {
+    for (let tenant = queue.shift(); tenant !== undefined; tenant = queue.shift()) {
+      // A misfit is logged and refused on its own; an unreachable database is checked again on
+      // first use.
+      await check(tenant).catch(() => undefined);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, queue.length) }, worker));
+}
+
 function createStore(config: AtriumConfig, logger: Logger): Store {
   const { url, cluster, commandTimeoutMs } = config.redis;
   if (!url && !(cluster && cluster.length > 0)) {
@@ -671,9 +684,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
         await liveConfig.start();
         // Every tenant's catalog against the bindings before traffic; a misfit is logged and
         // refused on its own, an unreachable database checked again on first use.
-        await Promise.all(
-          registry.list().map((tenant) => tenantChecks.check(tenant).catch(() => undefined)),
-        );
+        await checkAll(registry.list(), (tenant) => tenantChecks.check(tenant));
         url = await gateway.listen(config.server.port, config.server.host);
         logger.info(
           { url, mode: config.mode, tenants: registry.list().length },

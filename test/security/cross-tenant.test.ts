@@ -250,6 +250,8 @@ describe('cross-tenant canaries', () => {
     const leaks: string[] = [];
     const statuses = new Map<string, number>();
     let ownCanariesSeen = 0;
+    let writes = 0;
+    let timedOut = 0;
     const jobs = Array.from({ length: REQUESTS }, (_, i) => {
       const self = canaries[i % canaries.length] as Canary;
       const other = canaries[(i + 1 + (Math.floor(i / 3) % 2)) % canaries.length] as Canary;
@@ -281,18 +283,27 @@ describe('cross-tenant canaries', () => {
             leaks.push(`${p.kind}: ${self.tenant.id} saw ${foreign.tenant.id}'s id ${id}`);
         }
       }
-      if (p.kind.startsWith('write') && !text.includes('"code":"BAD_USER_INPUT"')) {
-        leaks.push(
-          `${p.kind}: an order for another tenant's customer was not refused: ${text.slice(0, 200)}`,
-        );
+      if (p.kind.startsWith('write')) {
+        writes += 1;
+        // One connection serves 50 concurrent callers here: a write may wait past the pool's
+        // acquire timeout. That refuses the write too (counted, bounded below); only an
+        // accepted write, or any other answer, would be a leak.
+        if (text.includes('"code":"BACKEND_TIMEOUT"') && text.includes('"createOrder"]')) {
+          timedOut += 1;
+        } else if (!text.includes('"code":"BAD_USER_INPUT"')) {
+          leaks.push(
+            `${p.kind}: an order for another tenant's customer was not refused: ${text.slice(0, 200)}`,
+          );
+        }
       }
       if (self.names.some((name) => text.includes(name))) ownCanariesSeen += 1;
     });
     console.log(
-      `cross-tenant canaries: ${REQUESTS} requests at concurrency ${CONCURRENCY}, ${leaks.length} leaks, ${ownCanariesSeen} answers showed the caller's own canaries\n`,
+      `cross-tenant canaries: ${REQUESTS} requests at concurrency ${CONCURRENCY}, ${leaks.length} leaks, ${ownCanariesSeen} answers showed the caller's own canaries, ${timedOut} of ${writes} foreign writes refused by the pool's timeout instead of BAD_USER_INPUT\n`,
       Object.fromEntries([...statuses].sort()),
     );
     expect(leaks.slice(0, 10)).toEqual([]);
+    expect(timedOut).toBeLessThan(writes * 0.02);
     // The probes did reach the data: callers saw their own canaries many times.
     expect(ownCanariesSeen).toBeGreaterThan(REQUESTS / 10);
     expect(logs.lines).toEqual([]);

@@ -53,15 +53,37 @@ export function createTenantChecks(options: TenantChecksOptions): TenantChecks {
   const enforce = options.enforce ?? true;
   const retryMs = options.retryMs ?? 10_000;
   const outcomes = new Map<string, { key: string; outcome: Promise<CheckOutcome> }>();
+  // One catalog per place tables live, however many tenants share it (every row tenant of a
+  // row schema reads the same one): thousands of tenants keep one copy, read once.
+  const catalogs = new Map<string, Promise<TenantCatalog>>();
   const forget = (id: string, outcome: Promise<CheckOutcome>) => {
     if (outcomes.get(id)?.outcome === outcome) outcomes.delete(id);
   };
+  const placeOf = (tenant: CheckedTenant) =>
+    tenant.data.strategy === 'database'
+      ? `database ${tenant.data.url}`
+      : `schema ${dataSource.schemaOf(tenant)}`;
+
+  function catalogAt(tenant: CheckedTenant): Promise<TenantCatalog> {
+    const place = placeOf(tenant);
+    let catalog = catalogs.get(place);
+    if (!catalog) {
+      const read = readCatalog(dataSource, tenant);
+      catalogs.set(place, read);
+      // An unreadable catalog is not kept: the next request tries again.
+      read.catch(() => {
+        if (catalogs.get(place) === read) catalogs.delete(place);
+      });
+      catalog = read;
+    }
+    return catalog;
+  }
 
   function check(tenant: CheckedTenant): Promise<CheckOutcome> {
     const key = fingerprint(tenant);
     const cached = outcomes.get(tenant.id);
     if (cached?.key === key) return cached.outcome;
-    const outcome: Promise<CheckOutcome> = readCatalog(dataSource, tenant).then((catalog) => {
+    const outcome: Promise<CheckOutcome> = catalogAt(tenant).then((catalog) => {
       const mismatches = checkTenantBindings({
         tenant: { id: tenant.id, strategy: tenant.data.strategy, models: { ...tenant.models } },
         bindings,
@@ -72,8 +94,12 @@ export function createTenantChecks(options: TenantChecksOptions): TenantChecks {
         { tenant: tenant.id, mismatches: mismatches.map(describeMismatch) },
         'tenant database does not fit the schema bindings; its requests are refused',
       );
-      // Looked at again later: the operator may migrate meanwhile.
-      setTimeout(() => forget(tenant.id, outcome), retryMs).unref();
+      // Looked at again later, catalog included: the operator may migrate meanwhile.
+      setTimeout(() => {
+        forget(tenant.id, outcome);
+        const place = placeOf(tenant);
+        if (catalogs.get(place) !== undefined) catalogs.delete(place);
+      }, retryMs).unref();
       return { ok: false, mismatches, catalog };
     });
     outcomes.set(tenant.id, { key, outcome });

@@ -177,11 +177,21 @@ export function createTenantData(options: TenantDataOptions): TenantData {
     return (await catalog())?.tables.get(table.table)?.columns.get(column);
   }
 
+  /** Rows this request has read, by table and key: later lookups of them need no statement. */
+  const seen = new Map<TableBinding, Map<string, DataRecord>>();
+
   function rowsOf(table: TableBinding, rows: Record<string, unknown>[]): DataRecord[] {
-    const records = rows.map((row) => toRecord(table, row));
-    // Later lookups of the same rows in this request need no statement.
-    const byKey = byColumn(table, table.key.column);
-    for (const record of records) byKey.prime(keyOf(record[ROW][table.key.column]), record);
+    let known = seen.get(table);
+    if (!known) {
+      known = new Map();
+      seen.set(table, known);
+    }
+    const records: DataRecord[] = [];
+    for (const row of rows) {
+      const record = toRecord(table, row);
+      known.set(keyOf(row[table.key.column]), record);
+      records.push(record);
+    }
     return records;
   }
 
@@ -193,7 +203,12 @@ export function createTenantData(options: TenantDataOptions): TenantData {
       async (values) => {
         const info = await columnInfo(table, column);
         const errors = values.map((v) => invalidKey(v, info));
-        const valid = [...new Set(values.filter((_, i) => errors[i] === undefined).map(keyOf))];
+        const known = column === table.key.column ? seen.get(table) : undefined;
+        const valid = [
+          ...new Set(
+            values.filter((v, i) => errors[i] === undefined && !known?.has(keyOf(v))).map(keyOf),
+          ),
+        ];
         let found = new Map<string, DataRecord>();
         if (valid.length > 0) {
           try {
@@ -212,7 +227,7 @@ export function createTenantData(options: TenantDataOptions): TenantData {
           if (why !== undefined) {
             return new GatewayError('BAD_USER_INPUT', `Invalid key: ${why}.`);
           }
-          return found.get(keyOf(value)) ?? null;
+          return known?.get(keyOf(value)) ?? found.get(keyOf(value)) ?? null;
         });
       },
       { cacheKeyFn: keyOf },
@@ -259,12 +274,9 @@ export function createTenantData(options: TenantDataOptions): TenantData {
   return {
     async lookup(binding, value) {
       const record = await byColumn(binding.table, binding.column.column).load(value);
-      if (record && binding.column.column !== binding.table.key.column) {
-        byColumn(binding.table, binding.table.key.column).prime(
-          keyOf(record[ROW][binding.table.key.column]),
-          record,
-        );
-      }
+      if (record && binding.column.column !== binding.table.key.column) rowsOf(binding.table, []);
+      if (record)
+        seen.get(binding.table)?.set(keyOf(record[ROW][binding.table.key.column]), record);
       return record;
     },
 
