@@ -10,6 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startModelServer } from './model-server.js';
+import { announceAndDrain } from '../../lifecycle.js';
 
 const DEFAULT_PORT = 8001;
 const DEFAULT_HOST = '127.0.0.1';
@@ -86,22 +87,5 @@ const models = [...server.repository.models.values()].map(
   (m) => `${m.name}[${m.versions.join(',')}]`,
 );
 log(`serving ${models.join(' ')} from ${server.repository.root}`);
-// The one stdout line a parent process waits for (see spawn.ts).
-console.log(`model-server listening on ${server.url}`);
-
-const running = server;
-let stopping = false;
-const shutdown = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  log(`${signal} received, draining`);
-  running.close().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      log(`error while stopping: ${String(err)}`);
-      process.exit(1);
-    },
-  );
-};
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
+// The one stdout line a parent process waits for (see spawn.ts), then a drain on signals.
+announceAndDrain('model-server', server, log);

@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { startTicketsServer } from './tickets-server.js';
+import { announceAndDrain } from '../../lifecycle.js';
 
 const DEFAULT_PORT = 8002;
 const DEFAULT_HOST = '127.0.0.1';
@@ -101,22 +102,5 @@ log(
   `audience "${args.audience}", keys from ${jwks.href}` +
     (keys === undefined ? '' : `, API keys for ${[...keys.keys()].join(', ')}`),
 );
-// The one stdout line a parent process waits for (see spawn.ts).
-console.log(`tickets listening on ${server.url}`);
-
-const running = server;
-let stopping = false;
-const shutdown = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  log(`${signal} received, draining`);
-  running.close().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      log(`error while stopping: ${String(err)}`);
-      process.exit(1);
-    },
-  );
-};
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
+// The one stdout line a parent process waits for (see spawn.ts), then a drain on signals.
+announceAndDrain('tickets', server, log);
