@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { buildDemoConfig, DEMO_CONFIG_PATH } from '../../../src/config/demo.js';
 import { ConfigError, loadConfigFile, parseConfigFile } from '../../../src/config/load.js';
 
@@ -23,6 +23,11 @@ function message(fn: () => unknown): string {
   }
   throw new Error('expected a ConfigError');
 }
+
+const scratch: string[] = [];
+afterAll(() => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('config', () => {
   it('applies defaults to a minimal valid file', () => {
@@ -68,6 +73,7 @@ describe('config', () => {
 
   it('loads YAML from ATRIUM_CONFIG and lets the environment override connections', () => {
     const dir = mkdtempSync(join(tmpdir(), 'atrium-config-'));
+    scratch.push(dir);
     const path = join(dir, 'atrium.yaml');
     writeFileSync(
       path,
