@@ -39,9 +39,16 @@ export interface TenantChecksOptions {
 }
 
 /** What a check depends on: a changed tenant (data settings, models) is checked anew. */
+const fingerprints = new WeakMap<CheckedTenant, string>();
 function fingerprint(tenant: CheckedTenant): string {
-  const features = Object.entries(tenant.models).map(([name, m]) => [name, m.features]);
-  return JSON.stringify([tenant.id, tenant.data, features]);
+  // Tenants are immutable objects the registry replaces on change: computed once per object.
+  let known = fingerprints.get(tenant);
+  if (known === undefined) {
+    const features = Object.entries(tenant.models).map(([name, m]) => [name, m.features]);
+    known = JSON.stringify([tenant.id, tenant.data, features]);
+    fingerprints.set(tenant, known);
+  }
+  return known;
 }
 
 /**
