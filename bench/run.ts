@@ -1,13 +1,15 @@
 /**
- * `npm run bench` — the load scenarios of issues 7 and 10, each against the real components on loopback:
+ * `npm run bench` — the load scenarios of issues 7, 10 and 11, each against the real components on loopback:
  * the gateway as a separate process started from a config file (as in production), the load
  * generator (autocannon) in another process, several rounds, medians, and every headline figure
  * a ratio against a baseline measured in the same run.
  *
- *   npm run bench [-- --only overhead,aggregation,micro-batching,tenant-scale,execution-engine,data-plane]
+ *   npm run bench [-- --only overhead,aggregation,micro-batching,tenant-scale,execution-engine,data-plane,
+ *                              tenant-services]
  *                 [--rounds 3] [--duration 5] [--warmup 3] [--round-warmup 1] [--quick]
  *                 [--keep]   (keep the scratch directory: config files and .cpuprofile files)
- *                 [--profile] (data-plane: profile both sides even when no target is missed)
+ *                 [--profile] (data-plane: profile both sides even when no target is missed;
+ *                              tenant-services: profile Atrium)
  *
  * Writes bench/results/<scenario>-<timestamp>.json per scenario and bench/results/latest.json,
  * refreshes the generated table in BENCHMARKS.md after a full run, and prints each figure beside
@@ -46,6 +48,7 @@ import { executionEngineScenario } from './scenarios/execution-engine.js';
 import { microBatchingScenario } from './scenarios/micro-batching.js';
 import { overheadScenario } from './scenarios/overhead.js';
 import { tenantScaleScenario } from './scenarios/tenant-scale.js';
+import { tenantServicesScenario } from './scenarios/tenant-services.js';
 
 const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> = {
   overhead: overheadScenario,
@@ -54,6 +57,7 @@ const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> 
   'tenant-scale': tenantScaleScenario,
   'execution-engine': executionEngineScenario,
   'data-plane': dataPlaneScenario,
+  'tenant-services': tenantServicesScenario,
 };
 /** Customers seeded for the data tenant: enough for N = 200 and for 64 distinct concurrent ids. */
 const SEED_CUSTOMERS = 1_000;
