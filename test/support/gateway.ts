@@ -4,7 +4,12 @@ import { createApp } from '../../src/app.js';
 import type { TokenVerifier } from '../../src/auth/verify-token.js';
 import type { DataSource } from '../../src/backends/data/types.js';
 import { type AtriumConfig, parseConfigFile } from '../../src/config/load.js';
-import { type corsSchema, type TenantConfig, tenantSchema } from '../../src/config/schema.js';
+import {
+  type configFileSchema,
+  type corsSchema,
+  type TenantConfig,
+  tenantSchema,
+} from '../../src/config/schema.js';
 import { GatewayError } from '../../src/errors.js';
 import type { GatewaySchema } from '../../src/graphql/schema.js';
 import { type AdmissionControl, admitAll } from '../../src/limits/admission.js';
@@ -64,6 +69,10 @@ export interface TestGatewayOptions {
   jit?: GatewayOptions['jit'];
   /** Extra Apollo plugins after the app's own (e.g. a test's probe of pipeline stages). */
   plugins?: GatewayOptions['plugins'];
+  /** Top-level `services` as written in a config file (tenant services the SDL's `@http` calls). */
+  services?: z.input<typeof configFileSchema>['services'];
+  /** Top-level `identity` as written in a config file (the identity signed for services). */
+  identity?: z.input<typeof configFileSchema>['identity'];
 }
 
 export interface GraphQLAnswer {
@@ -130,6 +139,8 @@ function testConfig(options: TestGatewayOptions): AtriumConfig {
       telemetry: { metrics: { enabled: false } },
       inference: { cacheTtlSeconds: options.cacheTtlSeconds ?? 0 },
       persistedQueries: { enabled: false },
+      services: options.services,
+      identity: options.identity,
       tenants: options.tenants.map((t) => tenantSchema.parse({ displayName: t.id, ...t })),
     },
     'the test gateway options',
