@@ -238,15 +238,22 @@ export function createTenantData(options: TenantDataOptions): TenantData {
     return pageSize(value, first.defaultValue, Math.min(first.max ?? maxPageSize, maxPageSize));
   }
 
+  const NO_FILTERS: Record<string, unknown> = {};
+
   function filterArgs(
     binding: { filters: readonly { argument: string }[] },
     args: Readonly<Record<string, unknown>>,
   ) {
+    if (binding.filters.length === 0) return NO_FILTERS;
     return Object.fromEntries(binding.filters.map((f) => [f.argument, args[f.argument]]));
   }
 
   function children(binding: RelationBinding, limit: number, args: Record<string, unknown>) {
-    const name = `${bindingName(binding)}(${JSON.stringify({ first: limit, ...args })})`;
+    // Asked once per parent: the name of the usual unfiltered shape is cheap to make.
+    const name =
+      args === NO_FILTERS
+        ? `${bindingName(binding)}(${limit})`
+        : `${bindingName(binding)}(${JSON.stringify({ first: limit, ...args })})`;
     return loaders.get<unknown, DataRecord[], string>(
       name,
       async (parents) => {
