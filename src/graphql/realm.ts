@@ -148,7 +148,9 @@ function translated(result: ExecutionResult): ExecutionResult {
       const timeout = /timeout|timed out|aborted/i.test(error.message);
       return new GatewayError(
         timeout ? 'BACKEND_TIMEOUT' : 'BACKEND_UNAVAILABLE',
-        timeout ? "The tenant's realm did not answer in time." : "The tenant's realm is not available.",
+        timeout
+          ? "The tenant's realm did not answer in time."
+          : "The tenant's realm is not available.",
         { cause: error },
       );
     }),
@@ -238,7 +240,8 @@ export function stitchRealm(
   const own = variant.getQueryType()?.getFields() ?? {};
   return filterSchema({
     schema: stitched,
-    rootFieldFilter: (operation, name) => !(operation === 'Query' && hidden.has(name) && !own[name]),
+    rootFieldFilter: (operation, name) =>
+      !(operation === 'Query' && hidden.has(name) && !own[name]),
   });
 }
 
