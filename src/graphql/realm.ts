@@ -13,7 +13,7 @@
  * replaces).
  */
 import { buildHTTPExecutor } from '@graphql-tools/executor-http';
-import { stitchSchemas } from '@graphql-tools/stitch';
+import { stitchSchemas, ValidationLevel } from '@graphql-tools/stitch';
 import type { SubschemaConfig } from '@graphql-tools/delegate';
 import { type ExecutionRequest, type Executor, filterSchema } from '@graphql-tools/utils';
 import { schemaFromExecutor } from '@graphql-tools/wrap';
@@ -229,6 +229,9 @@ export function stitchRealm(
   const stitched = stitchSchemas({
     subschemas: [local, realm],
     typeMergingOptions: {
+      // Stitching would print (console.warn) every field the two define differently; here the
+      // gateway's definition wins by rule, so there is nothing to reconcile.
+      validationSettings: { validationLevel: ValidationLevel.Off },
       // A field both define is the gateway's: its resolver, type and directives.
       fieldConfigMerger: (candidates) =>
         (candidates.find((c) => c.subschema === local) ?? candidates[candidates.length - 1]!)
