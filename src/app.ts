@@ -537,6 +537,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       pollIntervalMs: config.liveConfig.pollIntervalMs,
       log: logger,
     });
+    closers.push(async () => realms.close());
     const adminRoutes = createAdminRoutes(config, {
       verifier,
       registry,

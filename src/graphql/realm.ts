@@ -72,6 +72,8 @@ export interface TenantRealms {
   warm(tenants: readonly Tenant[]): Promise<void>;
   /** Realm tenants with a stitched schema now. */
   size(): number;
+  /** Cancels the retries waiting (on stop). */
+  close(): void;
 }
 
 interface Entry {
@@ -82,6 +84,8 @@ interface Entry {
   loading: Promise<void> | undefined;
   retryAt: number;
   failures: number;
+  /** The retry scheduled after a failure. */
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** The realm's own schema is wrong for stitching: the operator's to fix, logged as such. */
@@ -252,6 +256,7 @@ export function createTenantRealms(options: TenantRealmsOptions): TenantRealms {
   const retryAfterMs = options.retryAfterMs ?? DEFAULT_REALM_RETRY_MS;
   const now = options.now ?? Date.now;
   const entries = new Map<string, Entry>();
+  let closed = false;
 
   function entryFor(tenant: Tenant, realm: TenantRealmConfig, variant: GraphQLSchema): Entry {
     const key = realmKey(realm);
@@ -259,7 +264,16 @@ export function createTenantRealms(options: TenantRealmsOptions): TenantRealms {
     // A changed realm or variant (tenant config) starts over; a load still running for the old
     // one writes to its own entry, which nobody reads any more.
     if (!entry || entry.key !== key || entry.variant !== variant) {
-      entry = { key, variant, schema: undefined, loading: undefined, retryAt: 0, failures: 0 };
+      if (entry) clearTimeout(entry.timer);
+      entry = {
+        key,
+        variant,
+        schema: undefined,
+        loading: undefined,
+        retryAt: 0,
+        failures: 0,
+        timer: undefined,
+      };
       entries.set(tenant.id, entry);
     }
     return entry;
@@ -280,6 +294,14 @@ export function createTenantRealms(options: TenantRealmsOptions): TenantRealms {
         const wait = Math.min(retryAfterMs, FIRST_RETRY_MS * 2 ** entry.failures);
         entry.failures += 1;
         entry.retryAt = now() + wait;
+        // Retried in the background too, so the realm's fields appear without waiting for a
+        // request to notice; only while this entry is still the tenant's.
+        if (!closed) {
+          entry.timer = setTimeout(() => {
+            if (entries.get(tenant.id) === entry && !entry.schema) void load(tenant, realm, entry);
+          }, wait);
+          entry.timer.unref();
+        }
         log.warn(
           { err: (error as Error).message, retryInMs: wait },
           'tenant realm unavailable: serving the tenant its variant without it',
@@ -295,6 +317,7 @@ export function createTenantRealms(options: TenantRealmsOptions): TenantRealms {
     const variant = options.variantFor(tenant);
     const { realm } = tenant;
     if (!realm) {
+      clearTimeout(entries.get(tenant.id)?.timer);
       entries.delete(tenant.id);
       return variant;
     }
@@ -316,5 +339,9 @@ export function createTenantRealms(options: TenantRealmsOptions): TenantRealms {
       );
     },
     size: () => [...entries.values()].filter((e) => e.schema).length,
+    close() {
+      closed = true;
+      for (const entry of entries.values()) clearTimeout(entry.timer);
+    },
   };
 }
