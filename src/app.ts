@@ -29,6 +29,7 @@ import { createConcurrencyGates } from './sources/http/gates.js';
 import { createTenantChecks } from './sources/sql/tenant-checks.js';
 import { GatewayError } from './errors.js';
 import { createSchemaVariants } from './graphql/variants.js';
+import { createTenantRealms } from './graphql/realm.js';
 import { type AdmissionControl, createAdmissionControl } from './limits/admission.js';
 import { createConcurrencyLimiter } from './limits/concurrency.js';
 import { operationLimitsPlugin } from './limits/operation-limits.js';
@@ -272,7 +273,9 @@ async function createServices(config: AtriumConfig, schema: GatewaySchema, logge
       );
     }
   }
-  const signs = Object.values(config.services).some((s) => s.identity === 'signed');
+  const signs =
+    Object.values(config.services).some((s) => s.identity === 'signed') ||
+    config.tenants.some((t) => t.realm?.identity === 'signed');
   if (signs && !config.identity.signingKey && config.mode === 'production') {
     logger.warn(
       'identity.signingKey is not set: signing service identity with a key of this process only',
@@ -547,6 +550,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
       pollIntervalMs: config.liveConfig.pollIntervalMs,
       log: logger,
     });
+    closers.push(async () => realms.close());
     const adminRoutes = createAdminRoutes(config, {
       verifier,
       registry,
@@ -579,6 +583,12 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
 
     const { schema, bindings } = gatewaySchema;
     const variants = createSchemaVariants(schema);
+    // Realm tenants get their variant stitched with their own GraphQL service.
+    const realms = createTenantRealms({
+      variantFor: variants.schemaFor,
+      signer: services.signer,
+      log: logger,
+    });
     const tenantChecks = createTenantChecks({
       dataSource,
       bindings,
@@ -593,7 +603,7 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
     let url: string | undefined;
     const gateway = createGateway({
       schema,
-      schemaFor: variants.schemaFor,
+      schemaFor: realms.schemaFor,
       playground: playground?.page,
       routes: {
         ...playground?.routes,
@@ -686,6 +696,9 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
         // refused on its own, an unreachable database checked again on first use.
         await checkAll(registry.list(), (tenant) => tenantChecks.check(tenant));
         url = await gateway.listen(config.server.port, config.server.host);
+        // After listening: a realm may verify this gateway's JWKS. Never rejects; a realm not
+        // reached is tried again on its tenant's requests.
+        void realms.warm(registry.list());
         logger.info(
           { url, mode: config.mode, tenants: registry.list().length },
           'Atrium is listening',

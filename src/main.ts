@@ -34,12 +34,20 @@ import type { TenantRegistry } from './tenancy/registry.js';
 // The demo launcher starts the reference model server as a child process; the gateway still
 // only talks to it over HTTP.
 import { spawnModelServer, type SpawnedModelServer } from '../services/model-server/spawn.js';
-import { spawnTicketsService, type SpawnedTicketsService } from '../services/tickets/spawn.js';
+import { spawnTicketsService } from '../services/tickets/spawn.js';
+import { spawnRealmService } from '../services/realm/spawn.js';
+
+/** A reference service demo mode started (services/<name>). */
+interface StartedReference {
+  name: string;
+  url: string;
+  stop(): Promise<void>;
+}
 
 interface Demo {
   /** Reference services to start once the gateway listens (they verify its JWKS). */
   references: { name: string; port: number }[];
-  started: SpawnedTicketsService[];
+  started: StartedReference[];
   /** The reference model server, when the example configures inference backends. */
   modelServer: SpawnedModelServer | undefined;
   devKeys: DevKeys;
@@ -80,7 +88,12 @@ async function startDemo(
   // Their ports are chosen now: the gateway's config names them before they can start.
   const references = await Promise.all(
     (probe.dev?.referenceServices ?? [])
-      .filter((name) => Object.hasOwn(probe.services, name))
+      // `realm` serves the tenants that name a realm; the others the same-named service.
+      .filter((name) =>
+        name === 'realm'
+          ? probe.tenants.some((tenant) => tenant.realm)
+          : Object.hasOwn(probe.services, name),
+      )
       .map(async (name) => ({ name, port: await freePort() })),
   );
   const file = buildDemoConfig({
@@ -89,8 +102,16 @@ async function startDemo(
     modelServerUrl: modelServer?.url ?? 'http://127.0.0.1',
     serviceUrls: Object.fromEntries(references.map((r) => [r.name, `http://127.0.0.1:${r.port}`])),
   });
+  // The demo's realm tenants are pointed at the one reference realm (it serves each tenant
+  // its own data, by the tenant in the identity the gateway signs).
+  const realm = references.find((r) => r.name === 'realm');
+  const tenants = file.tenants.map((tenant) =>
+    realm && tenant.realm
+      ? { ...tenant, realm: { ...tenant.realm, url: `http://127.0.0.1:${realm.port}/graphql` } }
+      : tenant,
+  );
   return {
-    config: applyEnv(file, env, 'demo'),
+    config: applyEnv({ ...file, tenants }, env, 'demo'),
     demo: { modelServer, devKeys, references, started: [] },
   };
 }
@@ -108,15 +129,16 @@ async function freePort(): Promise<number> {
 async function startReferences(demo: Demo, url: string, config: AtriumConfig, logger: Logger) {
   for (const { name, port } of demo.references) {
     logger.info({ service: name }, 'demo mode: starting the reference service');
-    demo.started.push(
-      await spawnTicketsService({
-        jwks: `${url}${JWKS_PATH}`,
-        audience: config.services[name]?.audience ?? name,
-        issuer: config.identity.issuer,
-        port,
-        host: '127.0.0.1',
-      }),
-    );
+    const common = { jwks: `${url}${JWKS_PATH}`, issuer: config.identity.issuer, port };
+    const started =
+      name === 'realm'
+        ? await spawnRealmService({ ...common, host: '127.0.0.1' })
+        : await spawnTicketsService({
+            ...common,
+            audience: config.services[name]?.audience ?? name,
+            host: '127.0.0.1',
+          });
+    demo.started.push({ name, url: started.url, stop: started.stop });
   }
 }
 
@@ -136,7 +158,11 @@ async function banner(
     '',
     `  Atrium demo — GraphQL at ${url}/graphql  (health ${url}/healthz, readiness ${url}/readyz)`,
     ...(demo.modelServer ? [`  Model server: ${demo.modelServer.url}`] : []),
-    ...demo.started.map((s) => `  Tenant service: ${s.url} (services/tickets)`),
+    ...demo.started.map((s) =>
+      s.name === 'realm'
+        ? `  Tenant realm: ${s.url}/graphql (services/realm)`
+        : `  Tenant service: ${s.url} (services/${s.name})`,
+    ),
     `  Playground: ${url}/playground (or open ${url}/graphql in a browser)`,
     production
       ? `  Dev tokens: not printed under NODE_ENV=production (\`npm run token -- --tenant ${first}\`)`

@@ -278,6 +278,26 @@ export const tenantServiceSchema = z
   })
   .strict();
 
+export const DEFAULT_REALM_TIMEOUT_MS = 2_000;
+/** The `aud` of the identity the gateway signs for tenant realms. */
+export const REALM_AUDIENCE = 'realm';
+
+/**
+ * A tenant's own GraphQL service, stitched into that tenant's schema only (src/graphql/realm.ts):
+ * its types and fields, and fields on shared types merged by key through an entry point such as
+ * `_customers(ids: [ID!]!): [Customer]!` (the convention: src/graphql/realm.ts, services/realm).
+ */
+export const tenantRealmSchema = z
+  .object({
+    /** The GraphQL endpoint (e.g. https://graphql.acme.internal/graphql). */
+    url: z.string().url(),
+    /** A token the gateway signs (audience `realm`), or none. */
+    identity: z.enum(['signed', 'none']).default('signed'),
+    /** Deadline of one call to the realm (introspection included). */
+    timeoutMs: z.number().int().positive().max(60_000).default(DEFAULT_REALM_TIMEOUT_MS),
+  })
+  .strict();
+
 const serviceName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a service name such as "billing"');
 
 export const tenantSchema = z.object({
@@ -304,6 +324,8 @@ export const tenantSchema = z.object({
   trustedDocuments: z.boolean().default(false),
   /** This tenant's URL and credentials for `services` entries (its own deployments). */
   services: z.record(serviceName, tenantServiceSchema).default({}),
+  /** The tenant's own GraphQL service extending its schema (a "realm"); none by default. */
+  realm: tenantRealmSchema.optional(),
   cors: z
     .object({
       /**
@@ -571,9 +593,10 @@ export const configFileSchema = z.object({
       exampleQuery: z.string().min(1).default(DEFAULT_EXAMPLE_QUERY),
       /**
        * Reference services (services/<name>) demo mode starts and points the same-named
-       * entry of `services` at: the demo's `tickets`.
+       * entry of `services` at: the demo's `tickets`; `realm` is started for the tenants with a
+       * `realm`, whose URLs demo mode points at it.
        */
-      referenceServices: z.array(z.enum(['tickets'])).default([]),
+      referenceServices: z.array(z.enum(['tickets', 'realm'])).default([]),
       modelServer: z
         .object({
           /** The example's recipe module (exports `recipes`); default the demo's models. */
@@ -780,4 +803,5 @@ export type CorsConfig = z.infer<typeof corsSchema>;
 export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type TenantServiceConfig = z.infer<typeof tenantServiceSchema>;
 export type SecretRef = z.infer<typeof secretRefSchema>;
+export type TenantRealmConfig = z.infer<typeof tenantRealmSchema>;
 export type IdentityConfig = z.infer<typeof configFileSchema>['identity'];

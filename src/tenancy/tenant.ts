@@ -3,6 +3,7 @@ import type {
   PlanLimits,
   TenantConfig,
   TenantModelConfig,
+  TenantRealmConfig,
   TenantServiceConfig,
 } from '../config/schema.js';
 
@@ -22,6 +23,8 @@ export interface Tenant {
   readonly corsOrigins: readonly string[];
   /** The tenant's own URLs and credentials of tenant services (config `services`). */
   readonly services: Readonly<Record<string, TenantServiceConfig>>;
+  /** The tenant's own GraphQL service stitched into its schema (src/graphql/realm.ts). */
+  readonly realm: TenantRealmConfig | undefined;
 }
 
 export class UnknownPlanError extends Error {
@@ -59,5 +62,6 @@ export function toTenant(
     trustedDocuments: config.trustedDocuments,
     corsOrigins: config.cors.origins,
     services: config.services,
+    realm: config.realm,
   };
 }
