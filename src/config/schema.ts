@@ -285,7 +285,7 @@ export const REALM_AUDIENCE = 'realm';
 /**
  * A tenant's own GraphQL service, stitched into that tenant's schema only (src/graphql/realm.ts):
  * its types and fields, and fields on shared types merged by key through an entry point such as
- * `_customers(ids: [ID!]!): [Customer]!` (the convention: src/graphql/realm.ts, services/realm).
+ * `_authors(ids: [ID!]!): [Author]!` (the convention: src/graphql/realm.ts, services/realm).
  */
 export const tenantRealmSchema = z
   .object({

@@ -233,7 +233,7 @@ function pageSizeOf(where: string, field: GraphQLField<unknown, unknown>, max: n
 
 const PLACEHOLDER = /\{(parent|args)\.([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
-/** `/customers/{parent.id}/tickets` → parts; every placeholder must name something real. */
+/** `/authors/{parent.id}/books` → parts; every placeholder must name something real. */
 function parseTemplate(
   where: string,
   text: string,

@@ -7,7 +7,7 @@
  * with the tenant's signed identity). Types the realm shares with the gateway are merged by
  * key: for a shared object type `T` with an `id`, the realm exposes a batch entry point — a
  * root field whose name starts with `_`, with one argument `ids: [ID!]!` and the type `[T]!`
- * (`_customers(ids: [ID!]!): [Customer]!`), answering one element per id in order. Realm
+ * (`_authors(ids: [ID!]!): [Author]!`), answering one element per id in order. Realm
  * fields on N parents cost one realm request per batch. Entry points are hidden from clients;
  * the gateway's own fields always win over a realm's of the same name (a realm adds, never
  * replaces).

@@ -137,7 +137,7 @@ export interface ShapeField {
   readonly shape: AnswerShape;
 }
 
-/** `tickets: [Ticket!]! @http(service: "tickets", path: "/tickets", batchParam: "customerId", …)` */
+/** `books: [Book!] @http(service: "catalog", path: "/books", batchParam: "authorId", …)` */
 export interface HttpBinding extends FieldBindingBase {
   readonly kind: 'http';
   readonly service: string;
