@@ -4,12 +4,10 @@
  * services/tickets does; the realm serves only the tenant the token names.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { IdentityRefusal, verifyGatewayToken } from '../../gateway-identity.js';
 
-/** Algorithms the gateway may sign with; anything else (notably `none`, HS*) is refused. */
-export const ALLOWED_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'];
-/** Longest lifetime (`exp - iat`, seconds) a token may declare. */
-export const MAX_TOKEN_LIFETIME_S = 60;
+export { ALLOWED_ALGORITHMS, MAX_TOKEN_LIFETIME_S } from '../../gateway-identity.js';
 
 /** A refusal with an HTTP status and a stable code. */
 export class RealmError extends Error {
@@ -48,58 +46,14 @@ export function createIdentityVerifier(options: IdentityVerifierOptions): Identi
   if (options.audience === '') throw new TypeError('IdentityVerifierOptions.audience is empty');
   const getKey = options.getKey ?? createRemoteJWKSet(options.jwks);
   return async (headers) => {
-    const bearer = /^Bearer +([^\s]+) *$/i.exec(headers.authorization ?? '');
-    if (bearer === null) {
-      throw new RealmError(
-        401,
-        'UNAUTHENTICATED',
-        'missing or malformed Authorization header; send "Bearer <token signed by the gateway>"',
-      );
-    }
-    let payload;
     try {
-      ({ payload } = await jwtVerify(bearer[1]!, getKey, {
-        audience: options.audience,
-        ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
-        algorithms: ALLOWED_ALGORITHMS,
-        requiredClaims: ['exp', 'iat', 'sub'],
-      }));
-    } catch (err) {
-      throw translateVerifyError(err);
+      const { tenant, subject, issuer } = await verifyGatewayToken(headers, getKey, options);
+      return { tenant, subject, issuer, audience: options.audience };
+    } catch (error) {
+      if (error instanceof IdentityRefusal) {
+        throw new RealmError(error.status, error.code, error.message);
+      }
+      throw error;
     }
-    const { exp, iat, sub, tenant, iss } = payload as typeof payload & { tenant?: unknown };
-    if (exp! - iat! > MAX_TOKEN_LIFETIME_S) {
-      throw new RealmError(
-        401,
-        'UNAUTHENTICATED',
-        `token lifetime ${exp! - iat!} s exceeds ${MAX_TOKEN_LIFETIME_S} s`,
-      );
-    }
-    if (typeof tenant !== 'string' || tenant === '') {
-      throw new RealmError(401, 'UNAUTHENTICATED', 'token has no "tenant" claim (a string)');
-    }
-    if (typeof sub !== 'string' || sub === '') {
-      throw new RealmError(401, 'UNAUTHENTICATED', 'token has no "sub" claim (a string)');
-    }
-    return { tenant, subject: sub, issuer: iss, audience: options.audience };
   };
-}
-
-/**
- * jose's errors about the token are the caller's (401); failing to get the gateway's keys is
- * this service's trouble (503).
- */
-function translateVerifyError(err: unknown): RealmError {
-  const unavailable = (message: string): RealmError =>
-    new RealmError(503, 'JWKS_UNAVAILABLE', `cannot load the gateway's keys: ${message}`);
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) {
-    return unavailable(err.message);
-  }
-  if (err instanceof joseErrors.JOSEError) {
-    if (err.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test(err.message)) {
-      return unavailable(err.message);
-    }
-    return new RealmError(401, 'UNAUTHENTICATED', `token refused (${err.code}): ${err.message}`);
-  }
-  return unavailable(err instanceof Error ? err.message : String(err));
 }

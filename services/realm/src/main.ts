@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { startRealmServer } from './realm-server.js';
+import { announceAndDrain } from '../../lifecycle.js';
 
 const DEFAULT_PORT = 8003;
 const DEFAULT_HOST = '127.0.0.1';
@@ -77,22 +78,5 @@ try {
   process.exit(1);
 }
 log(`audience "${args.audience}", keys from ${jwks.href}`);
-// The one stdout line a parent process waits for (see spawn.ts).
-console.log(`realm listening on ${server.url}`);
-
-const running = server;
-let stopping = false;
-const shutdown = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  log(`${signal} received, draining`);
-  running.close().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      log(`error while stopping: ${String(err)}`);
-      process.exit(1);
-    },
-  );
-};
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
+// The one stdout line a parent process waits for (see spawn.ts), then a drain on signals.
+announceAndDrain('realm', server, log);

@@ -5,13 +5,11 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { IdentityRefusal, verifyGatewayToken } from '../../gateway-identity.js';
 import { TicketsError } from './errors.js';
 
-/** Algorithms the gateway may sign with; anything else (notably `none`, HS*) is refused. */
-export const ALLOWED_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'];
-/** Longest lifetime (`exp - iat`, seconds) a token may declare. */
-export const MAX_TOKEN_LIFETIME_S = 60;
+export { ALLOWED_ALGORITHMS, MAX_TOKEN_LIFETIME_S } from '../../gateway-identity.js';
 
 /** A verified caller. */
 export interface Caller {
@@ -71,43 +69,16 @@ export function createIdentityVerifier(options: IdentityVerifierOptions): Identi
   };
 
   return async (headers) => {
-    const authorization = headers.authorization;
-    const bearer = /^Bearer +([^\s]+) *$/i.exec(authorization ?? '');
-    if (bearer === null) {
-      throw new TicketsError(
-        401,
-        'UNAUTHENTICATED',
-        authorization === undefined
-          ? 'missing Authorization header; send "Bearer <token signed by the gateway>"'
-          : 'Authorization header is not "Bearer <token>"',
-      );
-    }
-    let payload;
+    let verified;
     try {
-      ({ payload } = await jwtVerify(bearer[1]!, getKey, {
-        audience: options.audience,
-        ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
-        algorithms: ALLOWED_ALGORITHMS,
-        requiredClaims: ['exp', 'iat', 'sub'],
-      }));
-    } catch (err) {
-      throw translateVerifyError(err);
+      verified = await verifyGatewayToken(headers, getKey, options);
+    } catch (error) {
+      if (error instanceof IdentityRefusal) {
+        throw new TicketsError(error.status, error.code, error.message);
+      }
+      throw error;
     }
-    const { exp, iat, sub, tenant } = payload as typeof payload & { tenant?: unknown };
-    if (exp! - iat! > MAX_TOKEN_LIFETIME_S) {
-      throw new TicketsError(
-        401,
-        'UNAUTHENTICATED',
-        `token lifetime exp - iat = ${exp! - iat!} s exceeds ${MAX_TOKEN_LIFETIME_S} s; ` +
-          'the gateway must send short-lived tokens',
-      );
-    }
-    if (typeof tenant !== 'string' || tenant === '') {
-      throw new TicketsError(401, 'UNAUTHENTICATED', 'token has no "tenant" claim (a string)');
-    }
-    if (typeof sub !== 'string' || sub === '') {
-      throw new TicketsError(401, 'UNAUTHENTICATED', 'token has no "sub" claim (a string)');
-    }
+    const { tenant, subject: sub } = verified;
     const caller: Caller = { tenant, subject: sub };
     const header = headers['x-api-key'];
     const presented = Array.isArray(header) ? header[0] : header;
@@ -127,27 +98,6 @@ export function createIdentityVerifier(options: IdentityVerifierOptions): Identi
     }
     return caller;
   };
-}
-
-/**
- * jose's errors about the token are the caller's (401); failing to get the gateway's keys is
- * this service's trouble (503), so a JWKS outage does not read as "your token is bad".
- */
-function translateVerifyError(err: unknown): TicketsError {
-  const unavailable = (message: string): TicketsError =>
-    new TicketsError(503, 'JWKS_UNAVAILABLE', `cannot load the gateway's keys: ${message}`);
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) {
-    return unavailable(err.message);
-  }
-  if (err instanceof joseErrors.JOSEError) {
-    // jose's untyped errors are the JWKS answer's (not 200, not JSON); the typed ones the token's.
-    if (err.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test(err.message)) {
-      return unavailable(err.message);
-    }
-    return new TicketsError(401, 'UNAUTHENTICATED', `token refused (${err.code}): ${err.message}`);
-  }
-  // A failed fetch of the JWKS (connection refused, DNS) reaches us as a plain TypeError.
-  return unavailable(err instanceof Error ? err.message : String(err));
 }
 
 function sha256(text: string): Buffer {
