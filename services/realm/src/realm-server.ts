@@ -3,12 +3,12 @@
  * behind the gateway's signed identity, plus /healthz and the test routes /_stats,
  * /_stats/reset and /_requests.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type DocumentNode, Kind } from 'graphql';
 import { createHandler } from 'graphql-http/lib/use/http';
 import { type Caller, createIdentityVerifier, RealmError } from './identity.js';
 import { createRealmSchema, type RealmContext } from './realm-schema.js';
+import { listenDrainable } from '../../lifecycle.js';
 
 /** How long `close()` waits for in-flight requests before cutting connections. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
@@ -163,34 +163,15 @@ export async function startRealmServer(options: RealmServerOptions): Promise<Run
       else res.destroy();
     });
   });
-  await listen(server, options.host, options.port);
-  const { port } = server.address() as AddressInfo;
-  const hostInUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
-  const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
-  let closing: Promise<void> | undefined;
+  const listening = await listenDrainable(
+    server,
+    options.host,
+    options.port,
+    options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+  );
   return {
-    url: `http://${hostInUrl}:${port}`,
-    port,
-    close() {
-      closing ??= (async () => {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), drainTimeoutMs);
-        await closed;
-        clearTimeout(timer);
-      })();
-      return closing;
-    },
+    url: listening.url,
+    port: listening.port,
+    close: listening.close,
   };
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }

@@ -1,9 +1,9 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { createFaults, type Faults } from './faults.js';
 import { createTicketsHandler } from './http-handler.js';
 import { createIdentityVerifier } from './identity.js';
 import { createRequestLog, type RequestLog } from './request-log.js';
+import { listenDrainable } from '../../lifecycle.js';
 
 /** How long `close()` waits for in-flight requests before cutting connections. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
@@ -56,38 +56,18 @@ export async function startTicketsServer(
         options.log(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
     }),
   );
-  await listen(server, options.host, options.port);
-  const { port } = server.address() as AddressInfo;
-  const hostInUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
-
-  let closing: Promise<void> | undefined;
-  const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  const listening = await listenDrainable(
+    server,
+    options.host,
+    options.port,
+    options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+  );
   return {
-    url: `http://${hostInUrl}:${port}`,
+    url: listening.url,
     host: options.host,
-    port,
+    port: listening.port,
     requests,
     faults,
-    close() {
-      closing ??= (async () => {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), drainTimeoutMs);
-        await closed;
-        clearTimeout(timer);
-      })();
-      return closing;
-    },
+    close: listening.close,
   };
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }
