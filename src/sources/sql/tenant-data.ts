@@ -180,19 +180,22 @@ export function createTenantData(options: TenantDataOptions): TenantData {
   /** Rows this request has read, by table and key: later lookups of them need no statement. */
   const seen = new Map<TableBinding, Map<string, DataRecord>>();
 
-  function rowsOf(table: TableBinding, rows: Record<string, unknown>[]): DataRecord[] {
+  function seenIn(table: TableBinding): Map<string, DataRecord> {
     let known = seen.get(table);
     if (!known) {
       known = new Map();
       seen.set(table, known);
     }
-    const records: DataRecord[] = [];
-    for (const row of rows) {
+    return known;
+  }
+
+  function rowsOf(table: TableBinding, rows: Record<string, unknown>[]): DataRecord[] {
+    const known = seenIn(table);
+    return rows.map((row) => {
       const record = toRecord(table, row);
       known.set(keyOf(row[table.key.column]), record);
-      records.push(record);
-    }
-    return records;
+      return record;
+    });
   }
 
   /** The loader of `table`'s rows by one (unique) column. */
@@ -281,9 +284,8 @@ export function createTenantData(options: TenantDataOptions): TenantData {
   return {
     async lookup(binding, value) {
       const record = await byColumn(binding.table, binding.column.column).load(value);
-      if (record && binding.column.column !== binding.table.key.column) rowsOf(binding.table, []);
-      if (record)
-        seen.get(binding.table)?.set(keyOf(record[ROW][binding.table.key.column]), record);
+      // Found by another unique column: later lookups by key need no statement either.
+      if (record) seenIn(binding.table).set(keyOf(record[ROW][binding.table.key.column]), record);
       return record;
     },
 

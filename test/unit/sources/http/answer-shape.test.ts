@@ -18,10 +18,14 @@ describe('service answers checked against the field type', () => {
   it('accepts a list of well-formed tickets, extra fields ignored', () => {
     expect(checkAnswer([ticket, { ...ticket, extra: 1 }], tickets.answer, '')).toBeUndefined();
     expect(checkAnswer([], tickets.answer, '')).toBeUndefined();
+    // Customer.tickets is nullable ([Ticket!]): no list at all is an answer too; its items are not.
+    expect(checkAnswer(null, tickets.answer, '')).toBeUndefined();
+    expect(checkAnswer(null, { ...tickets.answer, nonNull: true }, '')).toBe(
+      'the answer is missing',
+    );
   });
 
   it.each([
-    [null, 'the answer is missing'],
     [{ items: [] }, 'the answer is not a list'],
     [[null], '[0] is missing'],
     [[{ ...ticket, status: 'CLOSED' }], '[0].status is not one of its enum values'],
