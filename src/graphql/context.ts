@@ -1,4 +1,5 @@
 import type { Principal } from '../auth/principal.js';
+import type { Deadline } from '../limits/deadline.js';
 import type { LoaderRegistry } from '../loaders/registry.js';
 import type { TenantServices } from '../sources/http/tenant-services.js';
 import type { PredictionLoaders } from '../sources/inference/prediction-loaders.js';
@@ -14,6 +15,10 @@ import type { Tenant } from '../tenancy/tenant.js';
  */
 export interface GatewayContext {
   readonly requestId: string;
+  /** The W3C trace context every upstream call of the request carries. */
+  readonly traceparent?: string | undefined;
+  /** By when every backend call of the request must have answered. */
+  readonly deadline: Deadline;
   readonly principal: Principal;
   readonly tenant: Tenant;
   /** The request's loader registry: one DataLoader per binding and argument shape. */

@@ -131,6 +131,8 @@ export function createRequestContext(
   const loaders = createLoaderRegistry(tenant.id, deps.maxBatchSize);
   return {
     requestId,
+    traceparent,
+    deadline,
     principal,
     tenant,
     loaders,
@@ -159,6 +161,7 @@ export function createRequestContext(
     predictions: createPredictionLoaders({
       tenant,
       predictor: withDeadline(deps.predictor, deadline, 'model backend'),
+      origin: { requestId, traceparent },
       cache: deps.predictionCache,
       cacheTtlSeconds: deps.cacheTtlSeconds,
       log,

@@ -5,6 +5,7 @@ import { DEFAULT_BODY_TIMEOUT_MS } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';
 import type { Logger } from '../telemetry/logger.js';
+import { upstreamTraceparent } from '../telemetry/tracing.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { checkRequestSize } from '../limits/operation-limits.js';
@@ -335,9 +336,9 @@ export function createHttpHandler(options: HttpHandlerOptions) {
             options,
             {
               ...admitted,
-              traceparent: Array.isArray(req.headers.traceparent)
-                ? req.headers.traceparent[0]
-                : req.headers.traceparent,
+              traceparent: observation
+                ? observation.traceparent
+                : upstreamTraceparent(req.headers.traceparent),
             },
             requestId,
             ended.signal,

@@ -17,7 +17,12 @@ import type { AdmissionControl } from '../limits/admission.js';
 import type { PredictionCacheEvent } from '../sources/inference/prediction-loaders.js';
 import { type Logger, REQUEST_LOG_MESSAGE } from '../telemetry/logger.js';
 import { type GatewayMetrics, OK_OUTCOME } from '../telemetry/metrics.js';
-import { NOOP_TRACING, parseTraceparent, type Tracing } from '../telemetry/tracing.js';
+import {
+  NOOP_TRACING,
+  parseTraceparent,
+  type Tracing,
+  upstreamTraceparent,
+} from '../telemetry/tracing.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { clientCode } from './format-error.js';
 
@@ -25,6 +30,8 @@ import { clientCode } from './format-error.js';
 export interface RequestObservation {
   /** Runs the request inside its trace context (a plain call when tracing is off). */
   run<T>(fn: () => Promise<T>): Promise<T>;
+  /** The `traceparent` the request's upstream calls carry (see `upstreamTraceparent`). */
+  readonly traceparent: string | undefined;
   /** The verified tenant, as soon as it is known (before limits run). */
   readonly onTenant: (tenant: Tenant) => void;
   /** The request's GraphQL context, so the Apollo plugin can report the operation. */
@@ -133,6 +140,10 @@ export function createObservability(options: ObservabilityOptions): Observabilit
 
     run<T>(fn: () => Promise<T>): Promise<T> {
       return this.context === undefined ? fn() : tracing.with(this.context, fn);
+    }
+
+    get traceparent(): string | undefined {
+      return upstreamTraceparent(this.req.headers.traceparent, this.context);
     }
 
     bind(context: GatewayContext): void {

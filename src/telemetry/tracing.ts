@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import {
   type Context,
   defaultTextMapGetter,
+  isSpanContextValid,
   ROOT_CONTEXT,
   trace,
   type Tracer,
@@ -106,6 +107,53 @@ export function parseTraceparent(
   if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
   if (/^0+$/.test(traceId!) || /^0+$/.test(spanId!)) return undefined;
   return { traceId: traceId!, spanId: spanId!, sampled: (parseInt(flags!, 16) & 1) === 1 };
+}
+
+/** Which request an upstream call is made for: what ties the call to it in logs and traces. */
+export interface RequestOrigin {
+  readonly requestId: string;
+  /** The W3C trace context the call continues (see {@link upstreamTraceparent}). */
+  readonly traceparent?: string | undefined;
+}
+
+/** Request ids one upstream call names at most: a batch merging more names its first ones. */
+export const MAX_ORIGIN_REQUEST_IDS = 16;
+
+/**
+ * The `traceparent` a request's upstream calls carry: the gateway's own span when `context`
+ * holds one (tracing on: the upstream's spans become children of the request span), else the
+ * caller's header as it came, if valid (tracing off: the caller's trace goes on through the
+ * gateway), else none.
+ */
+export function upstreamTraceparent(
+  incoming: string | readonly string[] | undefined,
+  context?: Context,
+): string | undefined {
+  const span = context === undefined ? undefined : trace.getSpanContext(context);
+  if (span !== undefined && isSpanContextValid(span)) {
+    return `00-${span.traceId}-${span.spanId}-${(span.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+  }
+  const header = typeof incoming === 'string' ? incoming : incoming?.[0];
+  return parseTraceparent(header) === undefined ? undefined : header?.trim();
+}
+
+/**
+ * The headers that tie one upstream call to the requests it serves: `x-request-id`, their
+ * distinct ids comma-separated (at most {@link MAX_ORIGIN_REQUEST_IDS}; request ids hold no
+ * comma), and `traceparent`, the first origin's when it has one. A call for one request gets
+ * that request's id and trace context; a merged batch, those of all its rows' requests.
+ */
+export function originHeaders(origins: readonly RequestOrigin[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const ids = new Set<string>();
+  for (const { requestId } of origins) {
+    if (ids.size === MAX_ORIGIN_REQUEST_IDS) break;
+    ids.add(requestId);
+  }
+  if (ids.size > 0) headers['x-request-id'] = [...ids].join(',');
+  const traceparent = origins[0]?.traceparent;
+  if (traceparent !== undefined) headers.traceparent = traceparent;
+  return headers;
 }
 
 /**

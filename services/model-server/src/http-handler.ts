@@ -6,7 +6,7 @@ import {
   parseInferRequest,
 } from './protocol.js';
 import type { ModelRepository, ServedModel } from './repository.js';
-import type { ServerStats } from './stats.js';
+import type { RecentCall, ServerStats } from './stats.js';
 import {
   InferenceRunError,
   type InferencePool,
@@ -79,6 +79,8 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
     version?: string,
   ): Promise<void> => {
     let key = 'unresolved';
+    let rows = 0;
+    let ok = false;
     try {
       const target = resolve(name, version);
       key = `${target.model.name}/${target.version}`;
@@ -96,12 +98,21 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
         );
       }
       const request = parseInferRequest(body, target.model);
+      rows = request.rows;
       const outputs = await pool.run(key, request.inputs, request.outputs);
       stats.recordInfer(key, request.rows);
+      ok = true;
       sendJson(res, 200, inferResponseBody(target.model, target.version, request.id, outputs));
     } catch (err) {
       stats.recordInferError(key);
       throw err;
+    } finally {
+      const call: RecentCall = { model: key, rows, ok };
+      const requestId = headerOf(req, 'x-request-id');
+      if (requestId !== undefined) call.requestId = requestId;
+      const traceparent = headerOf(req, 'traceparent');
+      if (traceparent !== undefined) call.traceparent = traceparent;
+      stats.recordCall(call);
     }
   };
 
@@ -208,6 +219,11 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
       }
     });
   };
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function decodeSegment(segment: string): string {

@@ -1,7 +1,25 @@
 /**
  * Infer counters for tests and demos (not part of the protocol): how many infer calls and
- * rows each `<model>/<version>` served, and how many infer calls were refused.
+ * rows each `<model>/<version>` served, how many infer calls were refused, and which requests
+ * the latest calls said they were made for.
  */
+
+/** Infer calls kept in `recentCalls`, the oldest dropped first. */
+export const MAX_RECENT_CALLS = 50;
+
+/** One infer call as its caller named it: the headers that tie it to the caller's requests. */
+export interface RecentCall {
+  /** `<model>/<version>`, or `unresolved`. */
+  model: string;
+  /** Rows of the call; 0 when it was refused before they were read. */
+  rows: number;
+  /** Whether it was answered 200. */
+  ok: boolean;
+  /** The `x-request-id` header as sent (a batching caller may list several, comma-separated). */
+  requestId?: string;
+  /** The `traceparent` header as sent. */
+  traceparent?: string;
+}
 
 /** The JSON body of `GET /stats`. */
 export interface StatsSnapshot {
@@ -14,6 +32,8 @@ export interface StatsSnapshot {
    * resolved, else under `unresolved` (a fixed key, so junk URLs cannot grow the map).
    */
   inferErrors: Record<string, number>;
+  /** The last {@link MAX_RECENT_CALLS} infer calls, oldest first. */
+  recentCalls: RecentCall[];
   /** When the counters were last reset (ISO 8601). */
   since: string;
 }
@@ -22,6 +42,8 @@ export interface StatsSnapshot {
 export interface ServerStats {
   recordInfer(key: string, rows: number): void;
   recordInferError(key: string): void;
+  /** Keeps `call` in `recentCalls` (every infer call, answered or refused). */
+  recordCall(call: RecentCall): void;
   snapshot(): StatsSnapshot;
   reset(): void;
 }
@@ -31,6 +53,7 @@ export function createServerStats(now: () => Date = () => new Date()): ServerSta
   let requests = new Map<string, number>();
   let rows = new Map<string, number>();
   let errors = new Map<string, number>();
+  let recent: RecentCall[] = [];
   let since = now();
   const add = (map: Map<string, number>, key: string, by: number): void => {
     map.set(key, (map.get(key) ?? 0) + by);
@@ -43,11 +66,16 @@ export function createServerStats(now: () => Date = () => new Date()): ServerSta
     recordInferError(key) {
       add(errors, key, 1);
     },
+    recordCall(call) {
+      recent.push(call);
+      if (recent.length > MAX_RECENT_CALLS) recent.shift();
+    },
     snapshot() {
       return {
         inferRequests: Object.fromEntries(requests),
         inferredRows: Object.fromEntries(rows),
         inferErrors: Object.fromEntries(errors),
+        recentCalls: recent.map((call) => ({ ...call })),
         since: since.toISOString(),
       };
     },
@@ -55,6 +83,7 @@ export function createServerStats(now: () => Date = () => new Date()): ServerSta
       requests = new Map();
       rows = new Map();
       errors = new Map();
+      recent = [];
       since = now();
     },
   };

@@ -1,4 +1,5 @@
 import { GatewayError, isGatewayError } from '../../errors.js';
+import type { RequestOrigin } from '../../telemetry/tracing.js';
 
 /** What one `execute` call returns: a score per row, optionally with batch-wide metadata. */
 export type MicroBatchOutput<TMeta> =
@@ -32,9 +33,13 @@ export interface MicroBatcherOptions<TMeta = undefined> {
   /**
    * Scores the rows of one batch, one score per row in order. A rejection rejects every
    * caller with a row in that batch, with the same error (coded as `BACKEND_UNAVAILABLE` if it
-   * was not a `GatewayError` already).
+   * was not a `GatewayError` already). `origins` are those of the submits with rows in the
+   * batch, in the order of their rows (submits made without one are left out).
    */
-  execute: (rows: number[][]) => Promise<MicroBatchOutput<TMeta>>;
+  execute: (
+    rows: number[][],
+    origins: readonly RequestOrigin[],
+  ) => Promise<MicroBatchOutput<TMeta>>;
 }
 
 export interface MicroBatchResult<TMeta> {
@@ -48,10 +53,13 @@ export interface MicroBatchResult<TMeta> {
 }
 
 export interface MicroBatcher<TMeta = undefined> {
-  /** Scores `rows`, possibly in one `execute` call together with concurrent submits. */
-  submit(rows: number[][]): Promise<number[]>;
+  /**
+   * Scores `rows`, possibly in one `execute` call together with concurrent submits; `origin`,
+   * the request the rows are for, goes to `execute` with them.
+   */
+  submit(rows: number[][], origin?: RequestOrigin): Promise<number[]>;
   /** `submit`, also returning the metadata of the batch. */
-  submitWithMeta(rows: number[][]): Promise<MicroBatchResult<TMeta>>;
+  submitWithMeta(rows: number[][], origin?: RequestOrigin): Promise<MicroBatchResult<TMeta>>;
   /** Rows waiting for the window to close. */
   pendingRows(): number;
   /** Sends what is waiting now instead of at the end of the window. */
@@ -60,6 +68,7 @@ export interface MicroBatcher<TMeta = undefined> {
 
 interface Entry<TMeta> {
   rows: number[][];
+  origin: RequestOrigin | undefined;
   scores: number[];
   remaining: number;
   meta: TMeta | undefined;
@@ -136,8 +145,10 @@ export function createMicroBatcher<TMeta = undefined>(
 
   function runBatch(rows: number[][], parts: Part<TMeta>[]): void {
     inFlight += 1;
+    // One part per submit in a batch: a submit's rows are contiguous there.
+    const origins = parts.flatMap((part) => (part.entry.origin ? [part.entry.origin] : []));
     Promise.resolve()
-      .then(() => execute(rows))
+      .then(() => execute(rows, origins))
       .finally(() => {
         inFlight -= 1;
         // Rows that waited for capacity go now: their window has already closed.
@@ -215,7 +226,10 @@ export function createMicroBatcher<TMeta = undefined>(
     }
   }
 
-  function submitWithMeta(rows: number[][]): Promise<MicroBatchResult<TMeta>> {
+  function submitWithMeta(
+    rows: number[][],
+    origin?: RequestOrigin,
+  ): Promise<MicroBatchResult<TMeta>> {
     if (!Array.isArray(rows)) {
       return Promise.reject(new GatewayError('BAD_USER_INPUT', 'rows must be an array of rows'));
     }
@@ -223,6 +237,7 @@ export function createMicroBatcher<TMeta = undefined>(
     return new Promise<MicroBatchResult<TMeta>>((resolve, reject) => {
       const entry: Entry<TMeta> = {
         rows,
+        origin,
         scores: new Array<number>(rows.length),
         remaining: rows.length,
         meta: undefined,
@@ -248,7 +263,7 @@ export function createMicroBatcher<TMeta = undefined>(
 
   return {
     submitWithMeta,
-    submit: (rows) => submitWithMeta(rows).then((r) => r.scores),
+    submit: (rows, origin) => submitWithMeta(rows, origin).then((r) => r.scores),
     pendingRows: () => pendingCount,
     flush,
   };

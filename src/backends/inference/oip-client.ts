@@ -323,7 +323,13 @@ export function createOipClient(options: OipClientOptions): OipClient {
     return policy.call(
       async ({ signal }) => {
         const call = { method: 'POST', path } as const;
-        const answer = await http.send({ ...call, body, signal, maxResponseBytes });
+        const answer = await http.send({
+          ...call,
+          body,
+          headers: request.headers,
+          signal,
+          maxResponseBytes,
+        });
         if (answer.status < 200 || answer.status >= 300) throw http.statusFailure(call, answer);
         if (answer.text === null) throw malformed(`response over ${maxResponseBytes} bytes`);
         return parseInferResponse(answer.text, expect);

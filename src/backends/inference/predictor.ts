@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { GatewayError, isGatewayError, type ErrorCode } from '../../errors.js';
+import { originHeaders, type RequestOrigin } from '../../telemetry/tracing.js';
 import { createMicroBatcher, type MicroBatcher } from './micro-batcher.js';
 import {
   createInferStats,
@@ -79,9 +80,16 @@ export interface Predictor {
    * call; calls of different tenants never do. Errors: `BAD_USER_INPUT` for malformed rows,
    * otherwise the client's `BACKEND_UNAVAILABLE` / `BACKEND_TIMEOUT`, shared by every caller
    * whose rows were in the failed batch (all of them this tenant's). The backend call carries
-   * the tenant, so the client's breakers contain its failures (see `resilience/policy.ts`).
+   * the tenant, so the client's breakers contain its failures (see `resilience/policy.ts`),
+   * and the origins of the requests whose rows it holds (`originHeaders`: their ids, the
+   * first one's trace context).
    */
-  predict(tenantId: string, ref: ModelRef, rows: number[][]): Promise<Prediction>;
+  predict(
+    tenantId: string,
+    ref: ModelRef,
+    rows: number[][],
+    origin: RequestOrigin,
+  ): Promise<Prediction>;
   /** Counters per (tenant, backend, model, version). */
   stats(): InferStatsEntry[];
   /** Micro-batchers currently held (for tests and gauges). */
@@ -173,7 +181,7 @@ export function createPredictor(options: PredictorOptions): Predictor {
       windowMs: microBatch.windowMs,
       maxBatchSize: microBatch.maxBatchSize,
       ...(microBatch.maxInFlight === undefined ? {} : { maxInFlight: microBatch.maxInFlight }),
-      execute: async (rows) => {
+      execute: async (rows, origins) => {
         const started = performance.now();
         try {
           const client = resolveClient(ref.backend);
@@ -185,6 +193,7 @@ export function createPredictor(options: PredictorOptions): Predictor {
             inputName: ref.inputName,
             outputName: ref.outputName,
             tenant: key.tenantId,
+            headers: originHeaders(origins),
           });
           const durationMs = performance.now() - started;
           stats.recordInfer(key, rows.length, durationMs, true);
@@ -202,7 +211,7 @@ export function createPredictor(options: PredictorOptions): Predictor {
   }
 
   return {
-    async predict(tenantId, ref, rows) {
+    async predict(tenantId, ref, rows, origin) {
       if (typeof tenantId !== 'string' || tenantId === '') {
         throw new TypeError('predict: tenantId must be a non-empty string');
       }
@@ -229,7 +238,7 @@ export function createPredictor(options: PredictorOptions): Predictor {
         batcher = createBatcher(ref, featureCount, key);
         batchers.set(batcherKey, batcher);
       }
-      const { scores, meta } = await batcher.submitWithMeta(rows);
+      const { scores, meta } = await batcher.submitWithMeta(rows, origin);
       return { scores, modelVersion: meta ?? ref.version ?? '' };
     },
     stats: () => stats.snapshot(),

@@ -28,6 +28,8 @@ export interface InferRequest {
    * backend, so they cannot open the breaker other tenants share (see `resilience/policy.ts`).
    */
   tenant?: string | undefined;
+  /** Request headers of the call: the ids and trace context of the requests it serves. */
+  headers?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface InferResult {

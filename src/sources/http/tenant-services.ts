@@ -4,6 +4,7 @@ import type { ServiceClients, ServiceRequest } from '../../backends/http/service
 import type { SecretRef, ServiceConfig, TenantServiceConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { LoaderRegistry } from '../../loaders/registry.js';
+import { originHeaders } from '../../telemetry/tracing.js';
 import { bindingName, type HttpBinding, type ShapeField, type TemplatePart } from '../bindings.js';
 import { ROW } from '../sql/tenant-data.js';
 import { checkAnswer } from './answer-shape.js';
@@ -116,8 +117,7 @@ export function createTenantServices(options: TenantServicesOptions): TenantServ
   const { tenant, principal, loaders, clients, services, signer, secret, gates } = options;
 
   async function headersFor(name: string, config: ServiceConfig): Promise<Record<string, string>> {
-    const headers: Record<string, string> = { 'x-request-id': options.requestId };
-    if (options.traceparent) headers.traceparent = options.traceparent;
+    const headers = originHeaders([options]);
     const own = tenant.services[name]?.headers ?? {};
     for (const [header, ref] of Object.entries({ ...config.headers, ...own })) {
       headers[header.toLowerCase()] = secret(ref);

@@ -5,6 +5,7 @@ import { GatewayError } from '../../errors.js';
 import { predictionKey } from '../../store/keys.js';
 import type { Store } from '../../store/types.js';
 import type { Logger } from '../../telemetry/logger.js';
+import type { RequestOrigin } from '../../telemetry/tracing.js';
 import type { Tenant } from '../../tenancy/tenant.js';
 
 export interface PredictionResult {
@@ -21,6 +22,8 @@ export interface PredictionService {
     tenantId: string,
     target: { backend: string; model: string; version?: string | undefined },
     rows: number[][],
+    /** The request the rows are for: its id and trace context go to the model backend. */
+    origin: RequestOrigin,
   ): Promise<{ scores: number[]; modelVersion: string }>;
 }
 
@@ -38,6 +41,8 @@ export interface PredictionCacheEvent {
 export interface PredictionLoadersOptions {
   tenant: Tenant;
   predictor: PredictionService;
+  /** The request these loaders serve (its id and trace context). */
+  origin: RequestOrigin;
   /** Read-through cache (one MGET per batch, pipelined write-back); omitted → no cache. */
   cache?: Pick<Store, 'mget' | 'msetWithTtl'> | undefined;
   cacheTtlSeconds: number;
@@ -102,7 +107,7 @@ function parseCached(text: string | null | undefined): CachedScore | undefined {
  * infer call through the micro-batcher. Cache keys carry the tenant, model and version.
  */
 export function createPredictionLoaders(options: PredictionLoadersOptions): PredictionLoaders {
-  const { tenant, predictor, cache, cacheTtlSeconds, log, onCacheLookup } = options;
+  const { tenant, predictor, origin, cache, cacheTtlSeconds, log, onCacheLookup } = options;
   const loaders = new Map<string, DataLoader<readonly number[], PredictionResult>>();
 
   async function batch(
@@ -160,6 +165,7 @@ export function createPredictionLoaders(options: PredictionLoadersOptions): Pred
         tenant.id,
         { backend: model.backend, model: model.model, version: model.version },
         missing.map((i) => [...(rows[i] ?? [])]),
+        origin,
       );
       const writes: { key: string; value: string }[] = [];
       missing.forEach((rowIndex, j) => {

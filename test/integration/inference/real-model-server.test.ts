@@ -8,7 +8,11 @@ interface ServerStats {
   inferRequests: Record<string, number>;
   inferredRows: Record<string, number>;
   inferErrors: Record<string, number>;
+  recentCalls: { model: string; rows: number; requestId?: string; traceparent?: string }[];
 }
+
+/** The request a prediction is for. */
+const ORIGIN = { requestId: 'req-integration' };
 
 let server: SpawnedModelServer;
 let client: OipClient;
@@ -98,14 +102,34 @@ describe('OIP client and predictor against the reference model server', () => {
     });
     await fetch(`${server.url}/stats/reset`, { method: 'POST' });
 
+    // Each row for a request of its own, the first of them traced.
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const results = await Promise.all(
-      input.map((row) =>
-        predictor.predict('acme', { backend: 'reference', model: 'fraud', version: '1' }, [row]),
+      input.map((row, i) =>
+        predictor.predict('acme', { backend: 'reference', model: 'fraud', version: '1' }, [row], {
+          requestId: `row-${i}`,
+          traceparent: i === 0 ? traceparent : undefined,
+        }),
       ),
     );
     const stats = await serverStats();
     expect(stats.inferRequests['fraud/1']).toBeLessThanOrEqual(4);
     expect(stats.inferredRows['fraud/1']).toBe(50);
+    // Every call names the requests whose rows it merged (one row each, at most 16 named), in
+    // the order of its rows; the batch holding the first row carries that request's trace.
+    const calls = stats.recentCalls.filter((c) => c.model === 'fraud/1');
+    expect(calls).toHaveLength(stats.inferRequests['fraud/1']!);
+    let rowsSeen = 0;
+    for (const call of calls) {
+      const ids = call.requestId?.split(',') ?? [];
+      const first = Number(ids[0]?.replace('row-', ''));
+      expect(ids).toEqual(
+        Array.from({ length: Math.min(16, call.rows) }, (_, j) => `row-${first + j}`),
+      );
+      expect(call.traceparent).toBe(first === 0 ? traceparent : undefined);
+      rowsSeen += call.rows;
+    }
+    expect(rowsSeen).toBe(50);
     results.forEach((result, i) => {
       expect(result.modelVersion).toBe('1');
       expect(result.scores).toHaveLength(1);
@@ -118,6 +142,7 @@ describe('OIP client and predictor against the reference model server', () => {
       'acme',
       { backend: 'reference', model: 'churn' },
       rows(3),
+      ORIGIN,
     );
     expect(result.scores).toHaveLength(3);
     expect(['1', '2']).toContain(result.modelVersion);

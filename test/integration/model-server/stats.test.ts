@@ -54,11 +54,24 @@ describe('stats counters', () => {
       inferRequests: { 'churn/2': 1, 'churn/1': 2, 'fraud/2': 1 },
       inferredRows: { 'churn/2': 3, 'churn/1': 7, 'fraud/2': 1 },
       inferErrors: { 'churn/2': 1, unresolved: 1 },
+      recentCalls: [
+        { model: 'churn/2', rows: 3, ok: true },
+        { model: 'churn/1', rows: 2, ok: true },
+        { model: 'churn/1', rows: 5, ok: true },
+        { model: 'fraud/2', rows: 1, ok: true },
+        { model: 'churn/2', rows: 0, ok: false },
+        { model: 'unresolved', rows: 0, ok: false },
+      ],
       since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
 
     const afterReset = await post(`${server.url}/stats/reset`, '');
-    expect(afterReset.body).toMatchObject({ inferRequests: {}, inferredRows: {}, inferErrors: {} });
+    expect(afterReset.body).toMatchObject({
+      inferRequests: {},
+      inferredRows: {},
+      inferErrors: {},
+      recentCalls: [],
+    });
     expect((await call(`${server.url}/stats`)).body).toMatchObject({
       inferRequests: {},
       inferredRows: {},
@@ -80,6 +93,32 @@ describe('stats counters', () => {
     expect((await call(`${server.url}/stats`)).body).toMatchObject({
       inferRequests: { 'fraud/1': 30 },
       inferredRows: { 'fraud/1': expectedRows },
+    });
+  });
+
+  it('keeps the request id and trace context of the last 50 infer calls, as sent', async () => {
+    await post(`${server.url}/stats/reset`, '');
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    for (let i = 0; i < 55; i += 1) {
+      const answer = await post(
+        `${server.url}/v2/models/churn/infer`,
+        featuresRequest(rows(1)),
+        i % 2 === 0 ? { 'x-request-id': `req-${i},other-${i}`, traceparent } : {},
+      );
+      expect(answer.status).toBe(200);
+    }
+    const { recentCalls } = (await call(`${server.url}/stats`)).body as {
+      recentCalls: Record<string, unknown>[];
+    };
+    expect(recentCalls).toHaveLength(50);
+    // The oldest five are gone; every call is kept with what it carried, and only that.
+    recentCalls.forEach((recent, k) => {
+      const i = k + 5;
+      expect(recent).toEqual(
+        i % 2 === 0
+          ? { model: 'churn/2', rows: 1, ok: true, requestId: `req-${i},other-${i}`, traceparent }
+          : { model: 'churn/2', rows: 1, ok: true },
+      );
     });
   });
 

@@ -3,9 +3,12 @@ import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import {
   createTracing,
+  MAX_ORIGIN_REQUEST_IDS,
   NOOP_TRACING,
+  originHeaders,
   otlpTracesUrl,
   parseTraceparent,
+  upstreamTraceparent,
 } from '../../../src/telemetry/tracing.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -59,6 +62,49 @@ describe('tracing', () => {
     ]) {
       expect(parseTraceparent(bad)).toBeUndefined();
     }
+  });
+
+  it("sends upstream the gateway's span when one is active, else the caller's valid header", () => {
+    const incoming = `00-${TRACE_ID}-${PARENT_ID}-01`;
+    expect(upstreamTraceparent(incoming)).toBe(incoming);
+    expect(upstreamTraceparent([` ${incoming} `, 'other'])).toBe(incoming);
+    expect(upstreamTraceparent('00-nonsense-01')).toBeUndefined();
+    expect(upstreamTraceparent(undefined)).toBeUndefined();
+    // Tracing off: the context holds no span, and the caller's header goes on.
+    expect(upstreamTraceparent(incoming, ROOT_CONTEXT)).toBe(incoming);
+
+    const tracing = createTracing({
+      serviceName: 'atrium',
+      exporter: new InMemorySpanExporter(),
+      processor: 'simple',
+    });
+    const parent = tracing.extract({ traceparent: incoming });
+    const span = tracing.tracer.startSpan('POST /graphql', {}, parent);
+    const own = upstreamTraceparent(incoming, trace.setSpan(parent, span));
+    expect(own).toBe(`00-${TRACE_ID}-${span.spanContext().spanId}-01`);
+    expect(span.spanContext().spanId).not.toBe(PARENT_ID);
+    span.end();
+  });
+
+  it('names the distinct request ids of an upstream call (at most 16) and the first trace context', () => {
+    expect(originHeaders([])).toEqual({});
+    expect(originHeaders([{ requestId: 'a' }])).toEqual({ 'x-request-id': 'a' });
+    const first = `00-${TRACE_ID}-${PARENT_ID}-01`;
+    expect(
+      originHeaders([
+        { requestId: 'a', traceparent: first },
+        { requestId: 'b', traceparent: `00-${'1'.repeat(32)}-${PARENT_ID}-01` },
+        { requestId: 'a', traceparent: first },
+      ]),
+    ).toEqual({ 'x-request-id': 'a,b', traceparent: first });
+    // The first origin's trace context only, even when a later one has one.
+    expect(originHeaders([{ requestId: 'a' }, { requestId: 'b', traceparent: first }])).toEqual({
+      'x-request-id': 'a,b',
+    });
+    const many = Array.from({ length: 40 }, (_, i) => ({ requestId: `r${i % 20}` }));
+    const ids = originHeaders(many)['x-request-id']!.split(',');
+    expect(MAX_ORIGIN_REQUEST_IDS).toBe(16);
+    expect(ids).toEqual(Array.from({ length: 16 }, (_, i) => `r${i}`));
   });
 
   it('continues an incoming trace and keeps the request context across awaits', async () => {

@@ -1,4 +1,9 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** What the server saw of one request. */
@@ -9,6 +14,8 @@ export interface RecordedRequest {
   body: unknown;
   /** The input rows of an infer call, reshaped from the flat data by its shape. */
   rows: number[][];
+  /** The request headers of an infer call; `{}` otherwise. */
+  headers: IncomingHttpHeaders;
 }
 
 /** How to answer one request. */
@@ -118,12 +125,18 @@ export async function startFakeOipServer(initial?: Behaviour): Promise<FakeOipSe
         res.writeHead(400).end(JSON.stringify({ error: 'bad json' }));
         return;
       }
-      const recorded: RecordedRequest = { method, path, body, rows: reshape(body) };
+      const recorded: RecordedRequest = {
+        method,
+        path,
+        body,
+        rows: reshape(body),
+        headers: req.headers,
+      };
       requests.push(recorded);
       respond(res, recorded, behaviour(recorded, inferIndex++));
       return;
     }
-    requests.push({ method, path, body: undefined, rows: [] });
+    requests.push({ method, path, body: undefined, rows: [], headers: {} });
     if (method === 'GET' && path === '/v2/health/ready') {
       res.writeHead(200).end();
       return;

@@ -158,6 +158,31 @@ describe('createMicroBatcher', () => {
     expect(b).toEqual({ scores: [21], meta: 'v2' });
   });
 
+  it('hands execute the origins of the submits whose rows are in the batch, in row order', async () => {
+    const seen: { rows: number[][]; origins: readonly unknown[] }[] = [];
+    const batcher = createMicroBatcher({
+      windowMs: 5,
+      maxBatchSize: 4,
+      execute: async (rows, origins) => {
+        seen.push({ rows, origins });
+        return rows.map(f);
+      },
+    });
+    const a = { requestId: 'a', traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` };
+    const b = { requestId: 'b' };
+    const results = await Promise.all([
+      batcher.submit([[1], [2], [3]], a),
+      batcher.submit([[4], [5]], b),
+      batcher.submit([[6]]),
+    ]);
+    expect(results).toEqual([[11, 21, 31], [41, 51], [61]]);
+    // b's rows are split over both batches: its origin goes with each.
+    expect(seen).toEqual([
+      { rows: [[1], [2], [3], [4]], origins: [a, b] },
+      { rows: [[5], [6]], origins: [b] },
+    ]);
+  });
+
   it('answers an empty submit without calling execute, and flush() sends early', async () => {
     const { batcher, batches } = recording({ windowMs: 60_000 });
     expect(await batcher.submit([])).toEqual([]);

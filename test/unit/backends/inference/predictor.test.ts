@@ -35,6 +35,8 @@ async function setup(options: Partial<PredictorOptions> = {}) {
 }
 
 const churn = { backend: 'primary', model: 'churn', version: '2' };
+/** The request a prediction is for. */
+const ORIGIN = { requestId: 'req-unit' };
 
 function row(i: number): number[] {
   return [i, 1, 2, 3, 4];
@@ -44,7 +46,7 @@ describe('createPredictor', () => {
   it('batches 64 concurrent single-row predictions into few backend calls with per-caller scores', async () => {
     const { server, predictor } = await setup();
     const results = await Promise.all(
-      Array.from({ length: 64 }, (_, i) => predictor.predict('acme', churn, [row(i)])),
+      Array.from({ length: 64 }, (_, i) => predictor.predict('acme', churn, [row(i)], ORIGIN)),
     );
     const calls = server.inferRequests();
     expect(calls.length).toBeLessThanOrEqual(4);
@@ -62,7 +64,7 @@ describe('createPredictor', () => {
         const tenant = i % 2 === 0 ? 'acme' : 'globex';
         const features = [(tenant === 'acme' ? 1_000 : 2_000) + i, 0, 0, 0, 0];
         return predictor
-          .predict(tenant, churn, [features])
+          .predict(tenant, churn, [features], ORIGIN)
           .then((r) => ({ tenant, features, scores: r.scores }));
       }),
     );
@@ -80,9 +82,9 @@ describe('createPredictor', () => {
   it('keeps versions and models apart', async () => {
     const { server, predictor } = await setup();
     const [v1, v2, fraud] = await Promise.all([
-      predictor.predict('acme', { ...churn, version: '1' }, [row(1)]),
-      predictor.predict('acme', churn, [row(2)]),
-      predictor.predict('acme', { ...churn, model: 'fraud' }, [row(3)]),
+      predictor.predict('acme', { ...churn, version: '1' }, [row(1)], ORIGIN),
+      predictor.predict('acme', churn, [row(2)], ORIGIN),
+      predictor.predict('acme', { ...churn, model: 'fraud' }, [row(3)], ORIGIN),
     ]);
     expect(v1.modelVersion).toBe('1');
     expect(v2.modelVersion).toBe('2');
@@ -101,9 +103,12 @@ describe('createPredictor', () => {
 
   it('reports the version the server chose when none is pinned', async () => {
     const { predictor } = await setup();
-    const result = await predictor.predict('acme', { backend: 'primary', model: 'churn' }, [
-      row(1),
-    ]);
+    const result = await predictor.predict(
+      'acme',
+      { backend: 'primary', model: 'churn' },
+      [row(1)],
+      ORIGIN,
+    );
     expect(result.modelVersion).toBe('7');
   });
 
@@ -112,15 +117,37 @@ describe('createPredictor', () => {
       microBatch: { enabled: false, windowMs: 10, maxBatchSize: 256 },
     });
     await Promise.all(
-      Array.from({ length: 6 }, (_, i) => predictor.predict('acme', churn, [row(i)])),
+      Array.from({ length: 6 }, (_, i) => predictor.predict('acme', churn, [row(i)], ORIGIN)),
     );
     expect(server.inferRequests()).toHaveLength(6);
+  });
+
+  it("names in each backend call the requests whose rows it merged, and the first one's trace", async () => {
+    const { server, predictor } = await setup();
+    const traceparent = (i: number) => `00-${String(i).padStart(32, 'a')}-${'b'.repeat(16)}-01`;
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        predictor.predict('acme', churn, [row(i), row(i + 100)], {
+          requestId: `req-${i}`,
+          traceparent: traceparent(i),
+        }),
+      ),
+    );
+    // All 20 in one window: one call of 40 rows, naming the first 16 requests in row order.
+    const calls = server.inferRequests();
+    expect(calls).toHaveLength(1);
+    const [call] = calls;
+    expect(call!.rows).toHaveLength(40);
+    const requests = call!.rows.filter((_, r) => r % 2 === 0).map((r) => `req-${r[0]}`);
+    expect(new Set(requests).size).toBe(20);
+    expect(String(call!.headers['x-request-id']).split(',')).toEqual(requests.slice(0, 16));
+    expect(call!.headers.traceparent).toBe(traceparent(call!.rows[0]![0]!));
   });
 
   it('sends 50 rows of one predict in one call', async () => {
     const { server, predictor } = await setup();
     const rows = Array.from({ length: 50 }, (_, i) => row(i));
-    const result = await predictor.predict('acme', churn, rows);
+    const result = await predictor.predict('acme', churn, rows, ORIGIN);
     expect(result.scores).toEqual(rows.map(score));
     expect(server.inferRequests()).toHaveLength(1);
   });
@@ -129,7 +156,7 @@ describe('createPredictor', () => {
     const { server, predictor, events } = await setup();
     server.behave(() => ({ kind: 'status', status: 503 }));
     const outcomes = await Promise.allSettled(
-      Array.from({ length: 5 }, (_, i) => predictor.predict('acme', churn, [row(i)])),
+      Array.from({ length: 5 }, (_, i) => predictor.predict('acme', churn, [row(i)], ORIGIN)),
     );
     for (const o of outcomes) {
       expect(o.status).toBe('rejected');
@@ -147,9 +174,9 @@ describe('createPredictor', () => {
   it('counts predict and infer calls and batch sizes per tenant and model version', async () => {
     const { predictor, events } = await setup();
     await Promise.all([
-      predictor.predict('acme', churn, [row(1), row(2)]),
-      predictor.predict('acme', churn, [row(3)]),
-      predictor.predict('globex', { backend: 'primary', model: 'fraud' }, [row(4)]),
+      predictor.predict('acme', churn, [row(1), row(2)], ORIGIN),
+      predictor.predict('acme', churn, [row(3)], ORIGIN),
+      predictor.predict('globex', { backend: 'primary', model: 'fraud' }, [row(4)], ORIGIN),
     ]);
     const stats = predictor.stats();
     expect(stats).toHaveLength(2);
@@ -190,12 +217,17 @@ describe('createPredictor', () => {
       [[1, 3.5e38]],
     ];
     for (const rows of bad) {
-      await expect(predictor.predict('acme', churn, rows as number[][])).rejects.toMatchObject({
+      await expect(
+        predictor.predict('acme', churn, rows as number[][], ORIGIN),
+      ).rejects.toMatchObject({
         code: 'BAD_USER_INPUT',
       });
     }
     expect(server.inferRequests()).toHaveLength(0);
-    expect(await predictor.predict('acme', churn, [])).toEqual({ scores: [], modelVersion: '2' });
+    expect(await predictor.predict('acme', churn, [], ORIGIN)).toEqual({
+      scores: [],
+      modelVersion: '2',
+    });
   });
 
   it('sends the tenant with every backend call, so its failures stay its own', async () => {
@@ -205,28 +237,30 @@ describe('createPredictor', () => {
       mutate: (r) => ({ ...r, outputs: [{ name: 'probability', shape: [1, 1], data: [null] }] }),
     }));
     for (let i = 0; i < 5; i++) {
-      await expect(predictor.predict('acme', churn, [row(i)])).rejects.toMatchObject({
+      await expect(predictor.predict('acme', churn, [row(i)], ORIGIN)).rejects.toMatchObject({
         code: 'BAD_USER_INPUT',
       });
     }
     server.behave(() => ({ kind: 'ok' }));
-    expect(await predictor.predict('globex', churn, [row(1)])).toEqual({
+    expect(await predictor.predict('globex', churn, [row(1)], ORIGIN)).toEqual({
       scores: [score(row(1))],
       modelVersion: '2',
     });
-    await expect(predictor.predict('acme', churn, [row(1)])).rejects.toThrow(/circuit open/);
+    await expect(predictor.predict('acme', churn, [row(1)], ORIGIN)).rejects.toThrow(
+      /circuit open/,
+    );
   });
 
   it('reports an unknown backend as BACKEND_UNAVAILABLE', async () => {
     const { predictor } = await setup();
     await expect(
-      predictor.predict('acme', { backend: 'nowhere', model: 'churn' }, [row(1)]),
+      predictor.predict('acme', { backend: 'nowhere', model: 'churn' }, [row(1)], ORIGIN),
     ).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
   });
 
   it('keeps a bounded number of batchers', async () => {
     const { predictor } = await setup({ maxBatchers: 3 });
-    for (let t = 0; t < 10; t++) await predictor.predict(`tenant-${t}`, churn, [row(t)]);
+    for (let t = 0; t < 10; t++) await predictor.predict(`tenant-${t}`, churn, [row(t)], ORIGIN);
     expect(predictor.batcherCount()).toBe(3);
   });
 
@@ -236,6 +270,8 @@ describe('createPredictor', () => {
         throw new Error('metrics down');
       },
     });
-    expect((await predictor.predict('acme', churn, [row(1)])).scores).toEqual([score(row(1))]);
+    expect((await predictor.predict('acme', churn, [row(1)], ORIGIN)).scores).toEqual([
+      score(row(1)),
+    ]);
   });
 });
