@@ -649,6 +649,16 @@ export async function createApp(config: AtriumConfig, options: AppOptions = {}):
               () => services.clients.probe(name),
             ]),
         ),
+        // Realms of the configured tenants, asked now for the tenant as it is now (a realm
+        // removed at run time is no longer waited for).
+        ...Object.fromEntries(
+          config.tenants
+            .filter((tenant) => tenant.realm)
+            .map(({ id }): [string, Probe] => [
+              `realm:${id}`,
+              () => realms.probe(registry.get(id)),
+            ]),
+        ),
         data: () => dataSource.ping(),
         store: () => store.ping(),
         'tenant-config': async () => {

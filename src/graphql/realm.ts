@@ -27,10 +27,18 @@ import {
   isObjectType,
   isScalarType,
 } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import type { IdentitySigner } from '../auth/identity.js';
+import {
+  AttemptFailure,
+  createResiliencePolicy,
+  type ResiliencePolicy,
+} from '../backends/resilience/policy.js';
 import { REALM_AUDIENCE, type TenantRealmConfig } from '../config/schema.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { Deadline } from '../limits/deadline.js';
 import type { Logger } from '../telemetry/logger.js';
+import { originHeaders } from '../telemetry/tracing.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import type { GatewayContext } from './context.js';
 
@@ -45,6 +53,15 @@ const FIRST_RETRY_MS = 1_000;
 export const GATEWAY_SUBJECT = 'atrium-gateway';
 /** The key field of merged types. */
 export const REALM_KEY_FIELD = 'id';
+/**
+ * Attempts per realm call: one. A realm request may be a mutation, which must not run twice;
+ * the policy's deadline and breakers still apply.
+ */
+export const REALM_MAX_ATTEMPTS = 1;
+/** Distinct realm deployments whose policies (breakers) are kept; the least used go first. */
+export const DEFAULT_MAX_REALM_ORIGINS = 500;
+const LABEL = 'Tenant realm';
+const ACCEPT = 'application/graphql-response+json, application/json';
 
 export interface TenantRealmsOptions {
   /** The tenant's feature variant (src/graphql/variants.ts). */
@@ -58,6 +75,8 @@ export interface TenantRealmsOptions {
   now?: (() => number) | undefined;
   /** The fetch realms are called with; default globalThis.fetch. */
   fetch?: typeof fetch | undefined;
+  /** Realm deployments whose policies are kept at once; default {@link DEFAULT_MAX_REALM_ORIGINS}. */
+  maxOrigins?: number | undefined;
 }
 
 export interface TenantRealms {
@@ -72,6 +91,12 @@ export interface TenantRealms {
   warm(tenants: readonly Tenant[]): Promise<void>;
   /** Realm tenants with a stitched schema now. */
   size(): number;
+  /**
+   * Readiness of a tenant's realm: `{ __typename }` answered, asked with the gateway's own
+   * identity in one attempt outside the breakers (as tenant services' health is probed).
+   * Resolves for a tenant without a realm; rejects with a `GatewayError` otherwise.
+   */
+  probe(tenant: Tenant | undefined): Promise<void>;
   /** Cancels the retries waiting (on stop). */
   close(): void;
 }
@@ -143,12 +168,16 @@ function entryPoints(variant: GraphQLSchema, remote: GraphQLSchema): Map<string,
   return found;
 }
 
-/** Transport failures of a realm call, as the gateway's codes (a realm's own errors pass). */
+/**
+ * Transport failures of a realm call, as the gateway's codes (a realm's own errors pass): the
+ * policy's own (`BACKEND_TIMEOUT`, `BACKEND_UNAVAILABLE`, circuit open) as they are.
+ */
 function translated(result: ExecutionResult): ExecutionResult {
   if (result.data != null || !result.errors) return result;
   return {
     errors: result.errors.map((error) => {
       if (error.path !== undefined && error.path.length > 0) return error;
+      if (isGatewayError(error.originalError)) return error.originalError;
       const timeout = /timeout|timed out|aborted/i.test(error.message);
       return new GatewayError(
         timeout ? 'BACKEND_TIMEOUT' : 'BACKEND_UNAVAILABLE',
@@ -161,42 +190,130 @@ function translated(result: ExecutionResult): ExecutionResult {
   };
 }
 
+function unavailable(reason: string, detail: string, cause?: unknown): GatewayError {
+  return new GatewayError('BACKEND_UNAVAILABLE', `${LABEL} unavailable (${reason})`, {
+    cause: new Error(detail, { cause }),
+  });
+}
+
 /**
- * Calls one tenant's realm: its identity (the request's subject and scopes, or the gateway's
- * own for introspection), the request id, the realm's deadline.
+ * One attempt at a realm request, its failures classified for the resilience policy: 5xx, 408
+ * and 429 are the realm's (`server`), a success that is not JSON too (`malformed`); another
+ * 4xx is refused (`rejected`, neutral) unless it is a GraphQL response, which GraphQL over
+ * HTTP allows for request errors. The body is read inside the attempt, under its timeout.
  */
-export function createRealmExecutor(
+async function attemptRealm(
+  fetchFn: typeof fetch,
+  url: string,
+  init: RequestInit,
+  signal: AbortSignal,
+): Promise<Response> {
+  const response = await fetchFn(url, {
+    ...init,
+    signal: init.signal ? AbortSignal.any([signal, init.signal]) : signal,
+  });
+  const { status } = response;
+  const what = `${init.method ?? 'GET'} ${url}`;
+  if (status >= 500 || status === 408 || status === 429) {
+    await response.body?.cancel();
+    throw new AttemptFailure('server', unavailable(`HTTP ${status}`, `${what}: HTTP ${status}`));
+  }
+  const type = response.headers.get('content-type') ?? '';
+  const text = await response.text();
+  if (status < 200 || status >= 300) {
+    if (!type.includes('application/graphql-response+json')) {
+      throw new AttemptFailure(
+        'rejected',
+        new GatewayError('BACKEND_UNAVAILABLE', `${LABEL} rejected the request (HTTP ${status})`, {
+          cause: new Error(`${what}: HTTP ${status}: ${text.slice(0, 200)}`),
+        }),
+      );
+    }
+  } else {
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      throw new AttemptFailure(
+        'malformed',
+        unavailable('invalid answer', `${what}: not JSON`, error),
+      );
+    }
+  }
+  return new Response(text, {
+    status,
+    statusText: response.statusText,
+    headers: { 'content-type': type || 'application/json' },
+  });
+}
+
+/** A signal that aborts when the request's deadline passes or the request ends. */
+function deadlineSignal(deadline: Deadline | undefined): AbortSignal | undefined {
+  if (deadline === undefined) return undefined;
+  const timeout = AbortSignal.timeout(Math.max(1, deadline.remaining()));
+  return deadline.ended ? AbortSignal.any([timeout, deadline.ended]) : timeout;
+}
+
+export interface RealmExecutorOptions {
+  tenantId: string;
+  realm: TenantRealmConfig;
+  /** Signs the realm identity (`identity: signed`). */
+  signer: IdentitySigner | undefined;
+  /** The realm deployment's policy: deadline, breakers, no retry (see `createTenantRealms`). */
+  policy: ResiliencePolicy;
+  /** Default globalThis.fetch. */
+  fetch?: typeof fetch | undefined;
+}
+
+/** The headers of a realm call: identity (the request's, or the gateway's own), origin. */
+async function realmHeaders(
   tenantId: string,
   realm: TenantRealmConfig,
   signer: IdentitySigner | undefined,
-  fetchFn: typeof fetch | undefined,
-): Executor {
-  const http = buildHTTPExecutor({
-    endpoint: realm.url,
-    timeout: realm.timeoutMs,
-    ...(fetchFn ? { fetch: fetchFn } : {}),
-  });
+  context: Partial<GatewayContext> | undefined,
+): Promise<Record<string, string>> {
+  const headers = context?.requestId
+    ? originHeaders([{ requestId: context.requestId, traceparent: context.traceparent }])
+    : {};
+  if (realm.identity === 'signed') {
+    if (!signer) throw new GatewayError('INTERNAL_SERVER_ERROR', 'No identity signer');
+    const token = await signer.sign({
+      tenant: tenantId,
+      subject: context?.principal?.subject ?? GATEWAY_SUBJECT,
+      scopes: context?.principal?.scopes ?? [],
+      audience: REALM_AUDIENCE,
+    });
+    headers.authorization = `Bearer ${token}`;
+  }
+  return headers;
+}
+
+/**
+ * Calls one tenant's realm: its identity (the request's subject and scopes, or the gateway's
+ * own for introspection), the request id and trace context, under the realm deployment's
+ * resilience policy (the realm's timeout and the request's deadline, the tenant's and the
+ * deployment's breakers, one attempt).
+ */
+export function createRealmExecutor(options: RealmExecutorOptions): Executor {
+  const { tenantId, realm, signer, policy } = options;
+  const fetchFn = options.fetch ?? globalThis.fetch;
+  // The policy times calls; the executor's own timeout would be a second, unclassified one.
+  const http = buildHTTPExecutor({ endpoint: realm.url });
   const executor = async (request: ExecutionRequest) => {
     const context = request.context as Partial<GatewayContext> | undefined;
     // The stitched schema of one tenant is only ever served to that tenant's requests.
     if (context?.tenant && context.tenant.id !== tenantId) {
       throw new GatewayError('INTERNAL_SERVER_ERROR', 'A realm was asked for another tenant.');
     }
-    const headers: Record<string, string> = {};
-    if (context?.requestId) headers['x-request-id'] = context.requestId;
-    if (realm.identity === 'signed') {
-      if (!signer) throw new GatewayError('INTERNAL_SERVER_ERROR', 'No identity signer');
-      const token = await signer.sign({
+    const headers = await realmHeaders(tenantId, realm, signer, context);
+    const signal = deadlineSignal(context?.deadline);
+    const guarded = (url: string, init: RequestInit = {}) =>
+      policy.call((attempt) => attemptRealm(fetchFn, url, init, attempt.signal), {
         tenant: tenantId,
-        subject: context?.principal?.subject ?? GATEWAY_SUBJECT,
-        scopes: context?.principal?.scopes ?? [],
-        audience: REALM_AUDIENCE,
+        signal,
       });
-      headers.authorization = `Bearer ${token}`;
-    }
     const result = await http({
       ...request,
-      extensions: { ...request.extensions, headers },
+      extensions: { ...request.extensions, headers, fetch: guarded },
     });
     if (Symbol.asyncIterator in result) return result;
     return translated(result);
@@ -257,6 +374,33 @@ export function createTenantRealms(options: TenantRealmsOptions): TenantRealms {
   const now = options.now ?? Date.now;
   const entries = new Map<string, Entry>();
   let closed = false;
+  // One policy per realm deployment (origin; and timeout, which the policy holds): tenants
+  // sharing a deployment share its breaker, and each call counts against its tenant's first.
+  const policies = new LRUCache<string, ResiliencePolicy>({
+    max: options.maxOrigins ?? DEFAULT_MAX_REALM_ORIGINS,
+  });
+
+  function policyFor(realm: TenantRealmConfig): ResiliencePolicy {
+    const origin = new URL(realm.url).origin;
+    const key = `${origin} ${realm.timeoutMs}`;
+    let policy = policies.get(key);
+    if (!policy) {
+      policy = createResiliencePolicy({
+        label: LABEL,
+        timeoutMs: realm.timeoutMs,
+        retry: { maxAttempts: REALM_MAX_ATTEMPTS },
+        breaker: {
+          onStateChange: (from, to) =>
+            options.log[to === 'open' ? 'warn' : 'info'](
+              { realm: origin, from, to },
+              'realm circuit breaker state changed',
+            ),
+        },
+      });
+      policies.set(key, policy);
+    }
+    return policy;
+  }
 
   function entryFor(tenant: Tenant, realm: TenantRealmConfig, variant: GraphQLSchema): Entry {
     const key = realmKey(realm);
@@ -286,7 +430,13 @@ export function createTenantRealms(options: TenantRealmsOptions): TenantRealms {
         if (realm.identity === 'signed' && !options.signer) {
           throw new RealmSchemaError('identity: signed, but the gateway has no signing key');
         }
-        const executor = createRealmExecutor(tenant.id, realm, options.signer, options.fetch);
+        const executor = createRealmExecutor({
+          tenantId: tenant.id,
+          realm,
+          signer: options.signer,
+          policy: policyFor(realm),
+          fetch: options.fetch,
+        });
         const remote = await schemaFromExecutor(executor);
         entry.schema = stitchRealm(entry.variant, remote, executor);
         log.info('tenant realm stitched into the tenant schema');
@@ -339,6 +489,28 @@ export function createTenantRealms(options: TenantRealmsOptions): TenantRealms {
       );
     },
     size: () => [...entries.values()].filter((e) => e.schema).length,
+    async probe(tenant) {
+      const realm = tenant?.realm;
+      if (!tenant || !realm) return;
+      const headers = await realmHeaders(tenant.id, realm, options.signer, undefined);
+      const fetchFn = options.fetch ?? globalThis.fetch;
+      await policyFor(realm).once(async ({ signal }) => {
+        const init = {
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'application/json', accept: ACCEPT },
+          body: JSON.stringify({ query: '{ __typename }' }),
+        };
+        const answer = (await (await attemptRealm(fetchFn, realm.url, init, signal)).json()) as {
+          data?: { __typename?: unknown } | null;
+        };
+        if (typeof answer.data?.__typename !== 'string') {
+          throw new AttemptFailure(
+            'malformed',
+            unavailable('invalid answer', `${realm.url}: no data.__typename`),
+          );
+        }
+      });
+    },
     close() {
       closed = true;
       for (const entry of entries.values()) clearTimeout(entry.timer);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,7 +24,9 @@ let gateway: SpawnedGateway;
 let realm: SpawnedRealmService;
 let realmPort: number;
 /** What acme was served before its realm had started. */
-let beforeRealm: { sdl: string; answer: GraphQLAnswer };
+let beforeRealm: { sdl: string; answer: GraphQLAnswer; ready: Readiness };
+/** The realm's deadline (`realm.timeoutMs`). */
+const REALM_TIMEOUT_MS = 1_000;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -42,11 +45,26 @@ interface GraphQLAnswer {
   };
 }
 
-async function graphql(tenant: string, query: string, sub = 'tester'): Promise<GraphQLAnswer> {
+interface Readiness {
+  status: number;
+  checks: Record<string, string>;
+}
+
+async function readiness(): Promise<Readiness> {
+  const res = await fetch(`${gateway.url}/readyz`);
+  return { status: res.status, checks: ((await res.json()) as Readiness).checks };
+}
+
+async function graphql(
+  tenant: string,
+  query: string,
+  sub = 'tester',
+  headers: Record<string, string> = {},
+): Promise<GraphQLAnswer> {
   const token = await signer.sign({ tenant, sub });
   const res = await fetch(`${gateway.url}/graphql`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ query }),
   });
   return {
@@ -88,7 +106,7 @@ describe.each(['graphql-js', 'graphql-jit'] as const)('a tenant realm (%s)', (ex
           displayName: 'Acme',
           plan: 'pro',
           data: { strategy: 'schema' },
-          realm: { url: `http://127.0.0.1:${realmPort}/graphql` },
+          realm: { url: `http://127.0.0.1:${realmPort}/graphql`, timeoutMs: REALM_TIMEOUT_MS },
         },
         { id: 'globex', displayName: 'Globex', plan: 'pro', data: { strategy: 'row' } },
       ],
@@ -98,6 +116,7 @@ describe.each(['graphql-js', 'graphql-jit'] as const)('a tenant realm (%s)', (ex
     beforeRealm = {
       sdl: await sdl('acme'),
       answer: await graphql('acme', '{ customers(first: 3) { edges { node { id name } } } }'),
+      ready: await readiness(),
     };
     // The realm starts after the gateway, as in demo mode: it needs the gateway's JWKS.
     realm = await spawnRealmService({
@@ -121,6 +140,18 @@ describe.each(['graphql-js', 'graphql-jit'] as const)('a tenant realm (%s)', (ex
     expect(beforeRealm.answer.body.errors).toBeUndefined();
     expect((beforeRealm.answer.body.data?.customers as { edges: unknown[] }).edges).toHaveLength(3);
     expect(await sdl('acme')).toContain('loyalty');
+  });
+
+  it('is ready only while the configured realm answers', async () => {
+    expect(beforeRealm.ready.status).toBe(503);
+    expect(beforeRealm.ready.checks).toMatchObject({ 'realm:acme': 'unavailable', data: 'ok' });
+    const ready = await readiness();
+    expect(ready.status).toBe(200);
+    expect(ready.checks).toMatchObject({ 'realm:acme': 'ok', data: 'ok' });
+    // One check per configured realm: globex has none.
+    expect(Object.keys(ready.checks).filter((name) => name.startsWith('realm:'))).toEqual([
+      'realm:acme',
+    ]);
   });
 
   it("shows the realm's types and fields in that tenant's schema only", async () => {
@@ -176,13 +207,17 @@ describe.each(['graphql-js', 'graphql-jit'] as const)('a tenant realm (%s)', (ex
     expect(new Set(logged!.customerIds)).toEqual(new Set(edges.map((e) => e.node.id)));
   }
 
-  it("carries the tenant's signed identity and the request id to the realm", async () => {
+  it("carries the tenant's signed identity, the request id and the trace context to the realm", async () => {
     await resetRealm();
+    const traceId = randomBytes(16).toString('hex');
+    const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
     const answer = await graphql(
       'acme',
       '{ loyaltyTiers { tier minPoints } customers(first: 2) { edges { node { loyalty { tier } } } } }',
       'alice',
+      { traceparent, 'x-request-id': `realm-${traceId}` },
     );
+    expect(answer.requestId).toBe(`realm-${traceId}`);
     expect(answer.body.errors).toBeUndefined();
     expect(answer.body.data?.loyaltyTiers).toEqual([
       { tier: 'BRONZE', minPoints: 0 },
@@ -200,6 +235,8 @@ describe.each(['graphql-js', 'graphql-jit'] as const)('a tenant realm (%s)', (ex
         audience: 'realm',
         requestId: answer.requestId,
       });
+      // The caller's trace goes on (tracing is off in this gateway: its header as sent).
+      expect(request.traceparent).toBe(traceparent);
     }
   });
 
@@ -215,6 +252,41 @@ describe.each(['graphql-js', 'graphql-jit'] as const)('a tenant realm (%s)', (ex
     const plain = await graphql('globex', '{ customers(first: 3) { edges { node { id name } } } }');
     expect(plain.body.errors).toBeUndefined();
     expect((await realmGet<RealmStats>('/_stats')).requests).toBe(0);
+  });
+
+  it('gives the realm fields BACKEND_TIMEOUT, with the data, when the realm does not answer in time', async () => {
+    // A stopped process: its port still takes connections, nothing answers.
+    realm.process.kill('SIGSTOP');
+    try {
+      const started = Date.now();
+      const mixed = await graphql('acme', MIXED);
+      const elapsed = Date.now() - started;
+      expect(mixed.status).toBe(200);
+      const nodes = (mixed.body.data?.customers as { edges: { node: Record<string, unknown> }[] })
+        .edges;
+      expect(nodes).toHaveLength(50);
+      for (const { node } of nodes) {
+        expect(typeof node.name).toBe('string');
+        expect(node.loyalty).toBeNull();
+      }
+      expect(new Set(mixed.body.errors?.map((e) => e.extensions?.code))).toEqual(
+        new Set(['BACKEND_TIMEOUT']),
+      );
+      // The realm's own deadline, not the request's (10 s) nor a hang.
+      expect(elapsed).toBeGreaterThanOrEqual(REALM_TIMEOUT_MS - 50);
+      expect(elapsed).toBeLessThan(REALM_TIMEOUT_MS + 1_500);
+      const ready = await readiness();
+      expect(ready.status).toBe(503);
+      expect(ready.checks['realm:acme']).toBe('unavailable');
+    } finally {
+      realm.process.kill('SIGCONT');
+    }
+    // Once it answers again, so do its fields.
+    await eventually(
+      async () => (await graphql('acme', MIXED)).body.errors === undefined,
+      10_000,
+      200,
+    );
   });
 
   it('still serves the tenant its own fields when the realm is down', async () => {
@@ -236,6 +308,24 @@ describe.each(['graphql-js', 'graphql-jit'] as const)('a tenant realm (%s)', (ex
     }
     const codes = new Set(mixed.body.errors?.map((e) => e.extensions?.code));
     expect(codes).toEqual(new Set(['BACKEND_UNAVAILABLE']));
+    expect(mixed.body.errors?.[0]?.message).toMatch(/Tenant realm unavailable/);
+
+    // The realm's breaker opens after repeated failures: its fields then fail fast, still
+    // coded, still with the data.
+    let open: GraphQLAnswer | undefined;
+    for (let i = 0; i < 10 && !open; i += 1) {
+      const answer = await graphql('acme', MIXED);
+      expect(answer.status).toBe(200);
+      expect((answer.body.data?.customers as { edges: unknown[] }).edges).toHaveLength(50);
+      if (answer.body.errors?.some((e) => /circuit open/.test(e.message))) open = answer;
+    }
+    expect(open).toBeDefined();
+    expect(new Set(open!.body.errors?.map((e) => e.extensions?.code))).toEqual(
+      new Set(['BACKEND_UNAVAILABLE']),
+    );
+    const ready = await readiness();
+    expect(ready.status).toBe(503);
+    expect(ready.checks['realm:acme']).toBe('unavailable');
     expect(gateway.process.exitCode).toBeNull();
   });
 });
