@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { z } from 'zod';
@@ -31,6 +32,8 @@ const TIMEOUT_MS = 1_500;
 interface Stats {
   inferRequests: Record<string, number>;
   inferredRows: Record<string, number>;
+  /** The model server's last infer calls, with the request headers they carried. */
+  recentCalls: { model: string; rows: number; requestId?: string; traceparent?: string }[];
 }
 interface Prediction {
   score: number;
@@ -199,6 +202,24 @@ describe('predictions aggregated into tenant data', () => {
     expect(counted.inferredRows).toEqual({ 'churn/2': 50, 'fraud/2': orders.length });
   });
 
+  it("sends the model server the request's x-request-id and the caller's trace", async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    const requestId = `infer-${traceId.slice(0, 12)}`;
+    const { body, headers } = await batched.query(
+      '{ customers(first: 7) { edges { node { id churnRisk { score } } } } }',
+      { token: tokens.schema, headers: { traceparent, 'x-request-id': requestId } },
+    );
+    expect(body.errors).toBeUndefined();
+    expect(headers.get('x-request-id')).toBe(requestId);
+    const { recentCalls } = await stats();
+    expect(recentCalls).toHaveLength(1);
+    expect(recentCalls[0]).toMatchObject({ model: 'churn/2', rows: 7, requestId });
+    // Tracing is off in this gateway: the caller's trace context goes on as sent.
+    expect(recentCalls[0]!.traceparent).toBe(traceparent);
+    expect(recentCalls[0]!.traceparent?.split('-')[1]).toBe(traceId);
+  });
+
   it('gives each tenant its own model version and labels from its own thresholds', async () => {
     const query =
       '{ customers(first: 30) { edges { node { churnRisk { score label version } } } } }';
@@ -309,10 +330,11 @@ describe('micro-batching across concurrent requests', () => {
   }
 
   /** One burst of concurrent requests from a separate client process (see burst-client.mjs). */
+  /** The request ids the gateway answered with, in the order of `requests`. */
   async function fire(
     gateway: TestGateway,
     requests: { token: string; id: string }[],
-  ): Promise<void> {
+  ): Promise<string[]> {
     const query = 'query ($id: ID!) { customer(id: $id) { churnRisk { score } } }';
     const child = spawn(
       process.execPath,
@@ -331,6 +353,7 @@ describe('micro-batching across concurrent requests', () => {
     for await (const chunk of child.stdout) out += String(chunk);
     const answers = JSON.parse(out) as {
       status: number;
+      requestId: string;
       body: { data: { customer: { churnRisk: { score: number } } } };
     }[];
     expect(answers).toHaveLength(requests.length);
@@ -338,6 +361,7 @@ describe('micro-batching across concurrent requests', () => {
       expect(a.status).toBe(200);
       expect(a.body.data.customer.churnRisk.score).toBeGreaterThanOrEqual(0);
     }
+    return answers.map((a) => a.requestId);
   }
 
   it('64 concurrent single-customer requests make far fewer infer calls with micro-batching on', async () => {
@@ -347,14 +371,24 @@ describe('micro-batching across concurrent requests', () => {
     await fire(unbatched, requests);
     const off = sum((await stats()).inferRequests);
     await resetStats();
-    await fire(batched, requests);
-    const on = sum((await stats()).inferRequests);
+    const requestIds = await fire(batched, requests);
+    const served = await stats();
+    const on = sum(served.inferRequests);
     process.stdout.write(
       `micro-batching: 64 concurrent requests → ${off} infer calls off, ${on} on (${(off / on).toFixed(1)}× fewer)\n`,
     );
     expect(ids).toHaveLength(64);
     expect(off).toBe(64);
     expect(on).toBeLessThanOrEqual(16);
+    // Each merged call names the requests whose rows it holds (one row each here): as many
+    // distinct ids as rows, up to 16, every one a request of this burst.
+    expect(new Set(requestIds).size).toBe(64);
+    expect(served.recentCalls).toHaveLength(on);
+    for (const call of served.recentCalls) {
+      const ids = call.requestId?.split(',') ?? [];
+      expect(new Set(ids).size).toBe(Math.min(16, call.rows));
+      for (const id of ids) expect(requestIds).toContain(id);
+    }
   });
 
   it('never mixes tenants in one batch, even for the same model and version', async () => {

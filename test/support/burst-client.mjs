@@ -1,6 +1,7 @@
 // Fires one burst of concurrent GraphQL requests from its own process, so the gateway under
 // test has its event loop to itself (as it would with real clients). Input (stdin, JSON):
-// { url, requests: [{ token, query, variables }] }. Output (stdout, JSON): [{ status, body }].
+// { url, requests: [{ token, query, variables }] }. Output (stdout, JSON):
+// [{ status, requestId, body }].
 import { Agent, request } from 'undici';
 
 let input = '';
@@ -19,7 +20,11 @@ const answers = await Promise.all(
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ query, variables }),
     });
-    return { status: res.statusCode, body: await res.body.json() };
+    return {
+      status: res.statusCode,
+      requestId: res.headers['x-request-id'],
+      body: await res.body.json(),
+    };
   }),
 );
 await dispatcher.close();

@@ -89,6 +89,14 @@ describe('OpenTelemetry spans', () => {
       expect(start).toBeGreaterThanOrEqual(rootStart);
       expect(end).toBeLessThanOrEqual(rootEnd);
     }
+    // The model server was called as part of this trace, under the gateway's request span.
+    const served = (await (await fetch(`${stack.modelServer.url}/stats`)).json()) as {
+      recentCalls: { requestId?: string; traceparent?: string }[];
+    };
+    const calls = served.recentCalls.filter((c) => c.requestId === 'traced-1');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.traceparent).toBe(`00-${TRACE_ID}-${root.spanContext().spanId}-01`);
+
     // The log line names the same trace.
     const line = await eventually(() => {
       const found = stack.log.requests().find((l) => l.requestId === 'traced-1');
