@@ -1,7 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
 import type { GraphQLSchema } from 'graphql';
 import { DEFAULT_EXECUTOR } from '../config/schema.js';
 import type { GatewayContext } from '../graphql/context.js';
@@ -167,6 +170,12 @@ export function createApolloServer(
     logger: apolloLogger(options.logger),
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
+      // Every answer is one tenant's and one caller's: nothing may be cached on the way, so
+      // the HTTP layer sends `cache-control: no-store` itself. Apollo's cache-control plugin
+      // (on by default) would compute a cache policy per resolved field only to arrive at the
+      // same header; without it no plugin hooks every field, and Apollo leaves the resolvers
+      // unwrapped.
+      ApolloServerPluginCacheControlDisabled(),
       logUnexpectedErrors(options.logger),
       ...(options.plugins ?? []),
     ],

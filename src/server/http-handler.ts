@@ -103,6 +103,7 @@ function sendJson(
 ): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
+    'cache-control': 'no-store',
     ...headers,
     'content-type': contentTypeOf(mediaType),
     'content-length': Buffer.byteLength(text),
@@ -160,6 +161,9 @@ async function writeResponse(
   response: HTTPGraphQLResponse,
   extra: Record<string, string>,
 ): Promise<void> {
+  // Tenant- and caller-specific: never stored by a shared or browser cache, unless the answer
+  // says otherwise (a persisted-query miss asks for revalidation).
+  res.setHeader('cache-control', 'no-store');
   for (const [name, value] of response.headers) res.setHeader(name, value);
   for (const [name, value] of Object.entries(extra)) res.setHeader(name, value);
   res.statusCode = response.status ?? 200;

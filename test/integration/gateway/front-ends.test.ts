@@ -253,6 +253,20 @@ describe('errors follow Accept', () => {
     expect(legacy.headers.get('content-type')).toBe('application/json; charset=utf-8');
   });
 
+  it('marks every GraphQL answer, the gateway’s and Apollo’s, as not to be stored', async () => {
+    const answers = [
+      await post(tokens.acme, { accept: GQL }),
+      await post(undefined, {}),
+      await post(tokens.acme, {}, '/t/globex/graphql'),
+      await send('/graphql', {
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.acme}` },
+        body: JSON.stringify({ query: '{ nope }' }),
+      }),
+    ];
+    expect(answers.map((a) => a.status)).toEqual([200, 401, 403, 400]);
+    for (const answer of answers) expect(answer.headers.get('cache-control')).toBe('no-store');
+  });
+
   it('answers an unknown persisted query 404 for graphql-response+json, 200 for application/json', async () => {
     const unknown = JSON.stringify({
       extensions: { persistedQuery: { version: 1, sha256Hash: 'a'.repeat(64) } },
