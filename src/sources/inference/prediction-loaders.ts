@@ -43,7 +43,10 @@ export interface PredictionLoadersOptions {
   predictor: PredictionService;
   /** The request these loaders serve (its id and trace context). */
   origin: RequestOrigin;
-  /** Read-through cache (one MGET per batch, pipelined write-back); omitted → no cache. */
+  /**
+   * Read-through cache (one MGET per batch, pipelined write-back); omitted, or a TTL of 0 → no
+   * cache: rows are neither hashed nor looked up.
+   */
   cache?: Pick<Store, 'mget' | 'msetWithTtl'> | undefined;
   cacheTtlSeconds: number;
   log?: Logger | undefined;
@@ -107,7 +110,9 @@ function parseCached(text: string | null | undefined): CachedScore | undefined {
  * infer call through the micro-batcher. Cache keys carry the tenant, model and version.
  */
 export function createPredictionLoaders(options: PredictionLoadersOptions): PredictionLoaders {
-  const { tenant, predictor, origin, cache, cacheTtlSeconds, log, onCacheLookup } = options;
+  const { tenant, predictor, origin, cacheTtlSeconds, log, onCacheLookup } = options;
+  // Entries that are never written cannot be found: TTL 0 is no cache at all.
+  const cache = cacheTtlSeconds > 0 ? options.cache : undefined;
   const loaders = new Map<string, DataLoader<readonly number[], PredictionResult>>();
 
   async function batch(

@@ -101,4 +101,33 @@ describe('prediction cache in Redis, through two gateways', () => {
       expect(ttl).toBeLessThanOrEqual(60);
     }
   });
+
+  it('with a TTL of 0 neither reads nor writes the cache, even when an entry is there', async () => {
+    const redis = replicas[0]!.client;
+    const off = await startTestGateway({
+      signer,
+      dataSource,
+      predictor,
+      predictionCache: replicas[0]!.store,
+      cacheTtlSeconds: 0,
+      tenants: [{ id: acme, data: { strategy: 'row' as const }, models: TWO_FEATURE_MODEL }],
+    });
+    try {
+      const row = [0.125, 0.875];
+      const key = predictionKey(acme, 'churn', '1', inputHash(row));
+      // An entry as a replica with a TTL would have written it.
+      await redis.set(key, JSON.stringify({ s: 0.9, v: '1' }), 'EX', 60);
+      const before = predictor.calls.length;
+      const answer = await off.query(
+        `{ predict(model: "churn", inputs: [[${row.join(', ')}]]) { score cached } }`,
+        { token: await signer.sign({ tenant: acme }) },
+      );
+      expect(answer.body).toEqual({ data: { predict: [{ score: 0.5, cached: false }] } });
+      expect(predictor.calls.slice(before)).toEqual([{ tenantId: acme, rows: [row] }]);
+      expect(await redis.pttl(key)).toBeGreaterThan(0);
+      expect(JSON.parse((await redis.get(key))!)).toEqual({ s: 0.9, v: '1' });
+    } finally {
+      await off.stop();
+    }
+  });
 });
