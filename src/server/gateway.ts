@@ -189,14 +189,23 @@ export function createGateway(options: GatewayOptions): Gateway {
     keepAliveTimeout: 5_000,
   });
   const schemaFor = options.schemaFor ?? (() => options.schema);
-  const servers = new Map<GraphQLSchema, Promise<ApolloServer<GatewayContext>>>();
+  // One Apollo Server per schema variant, held only as long as its schema is: a variant that
+  // tenant changes replace (a new realm, other models) takes its server with it when nothing
+  // serves it any more. Apollo Servers hold no sockets or timers here (no signal handlers, no
+  // reporting), so dropping one unstopped leaks nothing; stop() stops those still alive.
+  const servers = new WeakMap<GraphQLSchema, Promise<ApolloServer<GatewayContext>>>();
+  const started = new Set<WeakRef<ApolloServer<GatewayContext>>>();
 
   function apolloFor(tenant: Tenant): Promise<ApolloServer<GatewayContext>> {
     const schema = schemaFor(tenant);
     let server = servers.get(schema);
     if (!server) {
       const apollo = createApolloServer(schema, options);
-      server = apollo.start().then(() => apollo);
+      server = apollo.start().then(() => {
+        for (const ref of started) if (ref.deref() === undefined) started.delete(ref);
+        started.add(new WeakRef(apollo));
+        return apollo;
+      });
       // A failed start is not cached: the next request tries again.
       server.catch(() => servers.delete(schema));
       servers.set(schema, server);
@@ -280,10 +289,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     stop() {
       stopping ??= (async () => {
         await drain();
-        const started = await Promise.allSettled(servers.values());
-        await Promise.allSettled(
-          started.flatMap((s) => (s.status === 'fulfilled' ? [s.value.stop()] : [])),
-        );
+        await Promise.allSettled([...started].flatMap((ref) => ref.deref()?.stop() ?? []));
         await options.onStopped?.();
       })();
       return stopping;
