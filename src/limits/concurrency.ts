@@ -3,7 +3,12 @@ import { GatewayError, unreachable } from '../errors.js';
 import { concurrencyKey } from '../store/keys.js';
 import { createMemoryStore } from '../store/memory-store.js';
 import type { Clock, LeaseDecision, Store } from '../store/types.js';
-import { type LimiterFallback, type LimiterSource, limiterUnavailableError } from './rate-limit.js';
+import {
+  type LimiterFallback,
+  type LimiterSource,
+  limiterUnavailableError,
+  type StoreFailed,
+} from './rate-limit.js';
 
 /**
  * How long a lease lives unless released. A replica that crashes mid-request holds its
@@ -33,12 +38,25 @@ export type ConcurrencyResult =
       readonly source: LimiterSource;
     };
 
+export interface AcquireOptions {
+  /** The lease's id (unique); default a new UUID. */
+  leaseId?: string | undefined;
+  /**
+   * The store's answer for `leaseId` when the caller asked it already (admission's rate +
+   * lease script): read it instead of asking again.
+   */
+  decided?: LeaseDecision | StoreFailed | undefined;
+}
+
 export interface ConcurrencyLimiter {
+  /** The shared store this limiter counts in, and how long its leases live there. */
+  readonly store: Store;
+  readonly leaseTtlMs: number;
   /**
    * Takes one of the tenant's `limit` in-flight slots, counted across all replicas. Never
    * rejects because of the store: store failures follow the configured fallback.
    */
-  acquire(tenantId: string, limit: number): Promise<ConcurrencyResult>;
+  acquire(tenantId: string, limit: number, options?: AcquireOptions): Promise<ConcurrencyResult>;
   /** Gives the slot back. Idempotent; never rejects (a lost release expires with the lease). */
   release(lease: ConcurrencyLease): Promise<void>;
 }
@@ -111,13 +129,21 @@ export function createConcurrencyLimiter(options: ConcurrencyLimiterOptions): Co
   }
 
   return {
-    async acquire(tenantId, limit) {
+    store,
+    leaseTtlMs: ttlMs,
+    async acquire(tenantId, limit, acquireOptions = {}) {
       if (!(Number.isInteger(limit) && limit >= 1)) {
         throw new TypeError(`concurrency: limit must be an integer ≥ 1; received ${limit}`);
       }
       const key = concurrencyKey(tenantId);
-      const request = { leaseId: randomUUID(), limit, ttlMs };
-      if (store.isAvailable()) {
+      const request = { leaseId: acquireOptions.leaseId ?? randomUUID(), limit, ttlMs };
+      const { decided } = acquireOptions;
+      if (decided !== undefined && !('storeError' in decided)) {
+        return outcome(tenantId, request.leaseId, limit, decided, 'store');
+      }
+      if (decided !== undefined) {
+        options.onStoreError?.(decided.storeError, 'acquireLease');
+      } else if (store.isAvailable()) {
         try {
           return outcome(
             tenantId,

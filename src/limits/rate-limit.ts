@@ -31,12 +31,24 @@ export interface RateLimitResult extends GcraDecision {
   readonly error?: GatewayError | undefined;
 }
 
+/** The store was asked already and could not answer (the fallback decides). */
+export interface StoreFailed {
+  readonly storeError: unknown;
+}
+
 export interface RateLimitCheckOptions {
   /** Limit one subject (user, client id) within the tenant, in its own bucket. */
   subject?: string | undefined;
+  /**
+   * The store's answer when the caller asked it already, in one round trip with other work
+   * (admission's rate + lease script): read it instead of asking again.
+   */
+  decided?: GcraDecision | StoreFailed | undefined;
 }
 
 export interface RateLimiter {
+  /** The shared store this limiter counts in. */
+  readonly store: Store;
   /**
    * Charges one request to the tenant (or tenant + subject) and says whether it may run.
    * Never rejects because of the store: store failures follow the configured fallback.
@@ -157,11 +169,18 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
 
   return {
+    store,
     async check(tenantId, policy, checkOptions = {}) {
       // Builds (and so validates) the key before any I/O: a bad tenant id is a TypeError.
       const key = rateLimitKey(tenantId, checkOptions.subject);
       const name = checkOptions.subject === undefined ? 'tenant' : 'subject';
-      if (store.isAvailable()) {
+      const { decided } = checkOptions;
+      if (decided !== undefined && !('storeError' in decided)) {
+        return result(decided, policy, name, 'store');
+      }
+      if (decided !== undefined) {
+        options.onStoreError?.(decided.storeError, 'rateLimit');
+      } else if (store.isAvailable()) {
         try {
           return result(await store.rateLimit(key, policy), policy, name, 'store');
         } catch (error) {

@@ -18,6 +18,7 @@ import {
   SYSTEM_CLOCK,
 } from './types.js';
 import {
+  assertAdmitRequest,
   assertChannel,
   assertKey,
   assertLeaseRequest,
@@ -290,6 +291,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
         return { acquired: false, inFlight: entry.leases.size };
       entry.leases.set(request.leaseId, now + request.ttlMs);
       return { acquired: true, inFlight: entry.leases.size };
+    },
+
+    async admit(request) {
+      assertAdmitRequest(request);
+      const rate = await store.rateLimit(request.rate.key, request.rate.policy);
+      if (!rate.allowed) return { rate };
+      return { rate, lease: await store.acquireLease(request.lease.key, request.lease) };
     },
 
     async releaseLease(key, leaseId) {

@@ -4,8 +4,9 @@ import { withTimeout } from '../util/timeout.js';
 import { StoreError, isStoreError } from './errors.js';
 import { assertGcraPolicy } from './gcra.js';
 import { hashTagOf } from './keys.js';
-import { GCRA_SCRIPT, LEASE_SCRIPT, QUOTA_SCRIPT } from './scripts.js';
+import { ADMIT_SCRIPT, GCRA_SCRIPT, LEASE_SCRIPT, QUOTA_SCRIPT } from './scripts.js';
 import type {
+  AdmitDecision,
   GcraDecision,
   LeaseDecision,
   MessageHandler,
@@ -17,6 +18,7 @@ import type {
   Unsubscribe,
 } from './types.js';
 import {
+  assertAdmitRequest,
   assertChannel,
   assertKey,
   assertLeaseRequest,
@@ -60,6 +62,16 @@ export interface RedisStoreOptions {
 interface AtriumCommands {
   atriumGcra(key: string, perSecond: number, burst: number, cost: number): Promise<unknown>;
   atriumLease(key: string, limit: number, ttlMs: number, leaseId: string): Promise<unknown>;
+  atriumAdmit(
+    rateKey: string,
+    leaseKey: string,
+    perSecond: number,
+    burst: number,
+    cost: number,
+    limit: number,
+    ttlMs: number,
+    leaseId: string,
+  ): Promise<unknown>;
   atriumQuota(
     key: string,
     sizesKey: string,
@@ -111,6 +123,15 @@ function parseLeaseReply(reply: unknown): LeaseDecision {
     throw new StoreError('STORE_FAILED', 'acquireLease', 'unexpected reply from the lease script');
   }
   return { acquired: Number(reply[0]) === 1, inFlight: Number(reply[1]) };
+}
+
+function parseAdmitReply(reply: unknown): AdmitDecision {
+  if (!Array.isArray(reply) || reply.length !== 7) {
+    throw new StoreError('STORE_FAILED', 'admit', 'unexpected reply from the admission script');
+  }
+  const rate = parseGcraReply(reply.slice(0, 5));
+  if (!rate.allowed) return { rate };
+  return { rate, lease: parseLeaseReply(reply.slice(5)) };
 }
 
 function parseQuotaReply(reply: unknown): QuotaDecision {
@@ -178,6 +199,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
 
   client.defineCommand('atriumGcra', { numberOfKeys: 1, lua: GCRA_SCRIPT });
   client.defineCommand('atriumLease', { numberOfKeys: 1, lua: LEASE_SCRIPT });
+  client.defineCommand('atriumAdmit', { numberOfKeys: 2, lua: ADMIT_SCRIPT });
   client.defineCommand('atriumQuota', { numberOfKeys: 3, lua: QUOTA_SCRIPT });
   const commands = client as unknown as AtriumCommands;
 
@@ -407,6 +429,24 @@ export function createRedisStore(options: RedisStoreOptions): Store {
         commands.atriumLease(key, request.limit, request.ttlMs, request.leaseId),
       );
       return parseLeaseReply(reply);
+    },
+
+    async admit(request) {
+      assertAdmitRequest(request);
+      const { rate, lease } = request;
+      const reply = await run('admit', () =>
+        commands.atriumAdmit(
+          rate.key,
+          lease.key,
+          rate.policy.perSecond,
+          rate.policy.burst,
+          rate.policy.cost ?? 1,
+          lease.limit,
+          lease.ttlMs,
+          lease.leaseId,
+        ),
+      );
+      return parseAdmitReply(reply);
     },
 
     async releaseLease(key, leaseId) {

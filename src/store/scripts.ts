@@ -7,52 +7,81 @@
  */
 
 /**
- * GCRA (see `gcra.ts` for the same arithmetic in TypeScript). Times are microseconds: Lua
- * numbers are doubles and epoch µs (~1.7e15) stay well inside 2^53.
- *
- * ARGV: perSecond, burst, cost. Returns { allowed 0|1, limit, remaining, resetUs, retryUs }
- * with the two durations as strings because Redis truncates Lua numbers to integers.
+ * GCRA (see `gcra.ts` for the same arithmetic in TypeScript), as a Lua function the scripts
+ * below share. Times are microseconds: Lua numbers are doubles and epoch µs (~1.7e15) stay
+ * well inside 2^53. Returns { allowed 0|1, limit, remaining, resetUs, retryUs } with the two
+ * durations as strings because Redis truncates Lua numbers to integers.
  */
-export const GCRA_SCRIPT = `
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = 1000000 / rate
-local limit = burst + 1
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if tat == nil or tat < now then tat = now end
-local newTat = tat + interval * cost
-local diff = now - (newTat - interval * limit)
-if diff < 0 then
-  return {0, limit, 0, string.format('%.0f', tat - now), string.format('%.0f', -diff)}
+const GCRA_FUNCTION = `
+local function gcra(key, rate, burst, cost, now)
+  local interval = 1000000 / rate
+  local limit = burst + 1
+  local tat = tonumber(redis.call('GET', key))
+  if tat == nil or tat < now then tat = now end
+  local newTat = tat + interval * cost
+  local diff = now - (newTat - interval * limit)
+  if diff < 0 then
+    return {0, limit, 0, string.format('%.0f', tat - now), string.format('%.0f', -diff)}
+  end
+  local ttlMs = math.ceil((newTat - now) / 1000)
+  if ttlMs < 1 then ttlMs = 1 end
+  redis.call('SET', key, string.format('%.0f', newTat), 'PX', ttlMs)
+  local remaining = math.floor(diff / interval + 1e-9)
+  return {1, limit, remaining, string.format('%.0f', newTat - now), '0'}
 end
-local ttlMs = math.ceil((newTat - now) / 1000)
-if ttlMs < 1 then ttlMs = 1 end
-redis.call('SET', KEYS[1], string.format('%.0f', newTat), 'PX', ttlMs)
-local remaining = math.floor(diff / interval + 1e-9)
-return {1, limit, remaining, string.format('%.0f', newTat - now), '0'}
 `;
 
 /**
- * Concurrency lease: a sorted set of lease ids scored by expiry (ms). Drop expired leases,
- * count, add when below the limit. The key itself expires with its longest lease, so an idle
- * tenant leaves nothing behind.
- *
- * ARGV: limit, ttlMs, leaseId. Returns { acquired 0|1, inFlight }.
+ * Concurrency lease, as a Lua function: a sorted set of lease ids scored by expiry (ms). Drop
+ * expired leases, count, add when below the limit. The key itself expires with its longest
+ * lease, so an idle tenant leaves nothing behind. Returns { acquired 0|1, inFlight }.
  */
-export const LEASE_SCRIPT = `
-local limit = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
+const LEASE_FUNCTION = `
+local function lease(key, limit, ttl, id, nowMs)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', nowMs)
+  local count = redis.call('ZCARD', key)
+  if count >= limit then return {0, count} end
+  redis.call('ZADD', key, nowMs + ttl, id)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+  return {1, count + 1}
+end
+`;
+
+const NOW_US = `
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local count = redis.call('ZCARD', KEYS[1])
-if count >= limit then return {0, count} end
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-return {1, count + 1}
+local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/** One GCRA check. ARGV: perSecond, burst, cost. Returns the GCRA reply above. */
+export const GCRA_SCRIPT = `${GCRA_FUNCTION}${NOW_US}
+return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), nowUs)
+`;
+
+/** One lease. ARGV: limit, ttlMs, leaseId. Returns { acquired 0|1, inFlight }. */
+export const LEASE_SCRIPT = `${LEASE_FUNCTION}${NOW_US}
+return lease(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], nowMs)
+`;
+
+/**
+ * Admission in one round trip: the GCRA check on KEYS[1] and, only when it allows, the lease
+ * on KEYS[2] (a refused request holds no slot; a request refused a slot keeps its rate charge,
+ * as two separate calls would). Both keys share the tenant's hash tag.
+ *
+ * ARGV: perSecond, burst, cost, limit, ttlMs, leaseId. Returns the five GCRA fields, then
+ * { acquired 0|1|-1 (not tried), inFlight }.
+ */
+export const ADMIT_SCRIPT = `${GCRA_FUNCTION}${LEASE_FUNCTION}${NOW_US}
+local rate = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), nowUs)
+if rate[1] == 0 then
+  rate[6] = -1
+  rate[7] = 0
+  return rate
+end
+local held = lease(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], nowMs)
+rate[6] = held[1]
+rate[7] = held[2]
+return rate
 `;
 
 /**

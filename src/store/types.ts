@@ -50,6 +50,12 @@ export interface Store {
    * replica that dies holding leases cannot leak them for longer than `ttlMs`.
    */
   acquireLease(key: string, request: LeaseRequest): Promise<LeaseDecision>;
+  /**
+   * Admission in one atomic step (one round trip in Redis): `rateLimit(rate.key, rate.policy)`
+   * and, only when that allows, `acquireLease(lease.key, lease)`. Both keys must carry the same
+   * tenant (one hash tag); `lease` in the answer is absent when the rate refused.
+   */
+  admit(request: AdmitRequest): Promise<AdmitDecision>;
   /** Gives a lease back. Releasing an unknown or expired lease is a no-op. */
   releaseLease(key: string, leaseId: string): Promise<void>;
   /** Sends `message` to every current subscriber of `channel` (on every replica). */
@@ -119,6 +125,17 @@ export interface LeaseDecision {
   readonly acquired: boolean;
   /** Live leases under the key, counting this one when acquired. */
   readonly inFlight: number;
+}
+
+export interface AdmitRequest {
+  readonly rate: { readonly key: string; readonly policy: GcraPolicy };
+  readonly lease: LeaseRequest & { readonly key: string };
+}
+
+export interface AdmitDecision {
+  readonly rate: GcraDecision;
+  /** Absent when the rate refused (no slot was asked for). */
+  readonly lease?: LeaseDecision | undefined;
 }
 
 /** The two keys of a quota ledger; both must share the hash tag of the keys they count. */

@@ -1,4 +1,6 @@
-import type { LeaseRequest, QuotaRequest } from './types.js';
+import { assertGcraPolicy } from './gcra.js';
+import { hashTagOf } from './keys.js';
+import type { AdmitRequest, LeaseRequest, QuotaRequest } from './types.js';
 
 // Argument checks shared by both stores, so both reject the same caller mistakes the same
 // way (TypeError, at once, before any I/O).
@@ -64,5 +66,16 @@ export function assertQuotaRequest(request: QuotaRequest): void {
     if (!(Number.isInteger(value) && value >= 1)) {
       throw new TypeError(`putWithQuota: ${name} must be an integer ≥ 1; received ${value}`);
     }
+  }
+}
+
+export function assertAdmitRequest(request: AdmitRequest): void {
+  assertKey(request.rate?.key, 'admit');
+  assertKey(request.lease?.key, 'admit');
+  assertGcraPolicy(request.rate.policy);
+  assertLeaseRequest(request.lease);
+  // One script touches both: in Redis Cluster they must share a slot, i.e. the tenant.
+  if (hashTagOf(request.rate.key) !== hashTagOf(request.lease.key)) {
+    throw new TypeError('admit: the rate and lease keys must share one hash tag (one tenant)');
   }
 }

@@ -24,6 +24,7 @@ describe('rate and concurrency limits over HTTP, shared by two gateways through 
   const rated = uniqueTenant('rate');
   const busy = uniqueTenant('conc');
   const other = uniqueTenant('other');
+  const lean = uniqueTenant('lean');
   const predictor = recordingPredictor();
   let signer: TestSigner;
   let dataSource: DataSource;
@@ -55,6 +56,7 @@ describe('rate and concurrency limits over HTTP, shared by two gateways through 
               limits: { maxConcurrent: 2, rateLimit: { perSecond: 1_000, burst: 1_000 } },
             },
             { id: other, data: { strategy: 'row' } },
+            { id: lean, data: { strategy: 'row' } },
           ],
         }),
       );
@@ -64,7 +66,7 @@ describe('rate and concurrency limits over HTTP, shared by two gateways through 
   afterAll(async () => {
     predictor.release();
     await Promise.all(gateways.map((g) => g.stop()));
-    if (replicas[0]) await deleteTenantKeys(replicas[0].client, [rated, busy, other]);
+    if (replicas[0]) await deleteTenantKeys(replicas[0].client, [rated, busy, other, lean]);
     await Promise.all(replicas.map((r) => closeReplica(r)));
     await dataSource?.close();
   });
@@ -144,5 +146,36 @@ describe('rate and concurrency limits over HTTP, shared by two gateways through 
       expect(await replicas[0]!.client.zcard(concurrencyKey(busy))).toBe(0),
     );
     expect((await b.query(predict(4), { token })).status).toBe(200);
+  });
+
+  it('costs an admitted request two Redis commands: one admission script, one release', async () => {
+    const token = await signer.sign({ tenant: lean });
+    const gateway = gateways[0]!;
+    // The first call on a connection may load the script (NOSCRIPT, then EVAL): not counted.
+    expect((await gateway.query(viewer, { token })).status).toBe(200);
+    const monitor = await replicas[1]!.client.duplicate().monitor();
+    const seen: string[][] = [];
+    // What clients sent; the commands a script runs inside Redis show as source `lua`.
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((arg) => arg.includes(lean))) seen.push(args);
+    });
+    try {
+      const requests = 10;
+      for (let i = 0; i < requests; i += 1) {
+        expect((await gateway.query(viewer, { token })).status).toBe(200);
+      }
+      await eventually(() => expect(seen).toHaveLength(2 * requests));
+      const commands = seen.map((args) => args[0]!.toLowerCase());
+      expect(commands.filter((c) => c === 'evalsha')).toHaveLength(requests);
+      expect(commands.filter((c) => c === 'zrem')).toHaveLength(requests);
+      // Each script call carries both keys: the rate and the lease decided in one round trip.
+      for (const args of seen.filter((a) => a[0]!.toLowerCase() === 'evalsha')) {
+        expect(args.slice(2, 5)).toEqual(['2', rateLimitKey(lean), concurrencyKey(lean)]);
+      }
+      // Every lease was given back.
+      expect(await replicas[1]!.client.zcard(concurrencyKey(lean))).toBe(0);
+    } finally {
+      monitor.disconnect();
+    }
   });
 });

@@ -45,13 +45,14 @@ export function describeStoreContract(
     let store: Store;
     const acme = uniqueTenant('acme');
     const globex = uniqueTenant('globex');
+    const initech = uniqueTenant('initech');
 
     beforeAll(async () => {
       fixture = await createFixture();
       store = fixture.store;
     });
     afterAll(async () => {
-      await fixture?.cleanup([acme, globex]);
+      await fixture?.cleanup([acme, globex, initech]);
     });
 
     it('is available and answers ping', async () => {
@@ -212,6 +213,41 @@ export function describeStoreContract(
       expect((await lease('d')).acquired).toBe(false);
       await fixture.advance(450);
       expect(await lease('d')).toEqual({ acquired: true, inFlight: 1 });
+    });
+
+    it('admits in one step: the rate first, the lease only when the rate allows', async () => {
+      const rate = { key: rateLimitKey(initech), policy: { perSecond: 2, burst: 1 } };
+      const lease = (leaseId: string) => ({
+        key: concurrencyKey(initech),
+        leaseId,
+        limit: 1,
+        ttlMs: 60_000,
+      });
+      // Allowed, and the slot taken.
+      const first = await store.admit({ rate, lease: lease('a') });
+      expect(first.rate).toMatchObject({ allowed: true, limit: 2, remaining: 1 });
+      expect(first.lease).toEqual({ acquired: true, inFlight: 1 });
+      // Allowed by the rate (charged), refused a slot: the limit is 1.
+      const second = await store.admit({ rate, lease: lease('b') });
+      expect(second.rate).toMatchObject({ allowed: true, remaining: 0 });
+      expect(second.lease).toEqual({ acquired: false, inFlight: 1 });
+      // Refused by the rate: no slot asked for, none taken even once one is free.
+      await store.releaseLease(concurrencyKey(initech), 'a');
+      const third = await store.admit({ rate, lease: lease('c') });
+      expect(third.rate.allowed).toBe(false);
+      expect(third.rate.retryAfterSeconds).toBeGreaterThan(0);
+      expect(third.lease).toBeUndefined();
+      expect(
+        await store.acquireLease(concurrencyKey(initech), {
+          leaseId: 'd',
+          limit: 1,
+          ttlMs: 60_000,
+        }),
+      ).toEqual({ acquired: true, inFlight: 1 });
+      // One tenant per call: keys of two tenants (two hash tags) are a caller mistake.
+      await expect(
+        store.admit({ rate: { ...rate, key: rateLimitKey(globex) }, lease: lease('e') }),
+      ).rejects.toBeInstanceOf(TypeError);
     });
 
     it('writes within a quota atomically, renews what it holds and frees what expired', async () => {
