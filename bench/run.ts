@@ -49,6 +49,7 @@ import { microBatchingScenario } from './scenarios/micro-batching.js';
 import { overheadScenario } from './scenarios/overhead.js';
 import { tenantScaleScenario } from './scenarios/tenant-scale.js';
 import { tenantServicesScenario } from './scenarios/tenant-services.js';
+import { workersScenario } from './scenarios/workers.js';
 
 const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> = {
   overhead: overheadScenario,
@@ -58,6 +59,7 @@ const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> 
   'execution-engine': executionEngineScenario,
   'data-plane': dataPlaneScenario,
   'tenant-services': tenantServicesScenario,
+  workers: workersScenario,
 };
 /** Customers seeded for the data tenant: enough for N = 200 and for 64 distinct concurrent ids. */
 const SEED_CUSTOMERS = 1_000;
