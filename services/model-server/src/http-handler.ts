@@ -37,7 +37,7 @@ export interface ModelServerHandlerOptions {
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Protocol extensions this server implements (`GET /v2/models/{m}/config`). */
-export const SERVER_EXTENSIONS = ['model_configuration'] as const;
+export const SERVER_EXTENSIONS = ['model_configuration', 'binary_tensor_data'] as const;
 
 const MODEL_PATH = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(?:\/(ready|infer|config))?$/;
 
@@ -84,10 +84,10 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
     try {
       const target = resolve(name, version);
       key = `${target.model.name}/${target.version}`;
-      if (req.headers['inference-header-content-length'] !== undefined) {
-        throw new ModelServerError(400, 'binary tensor data is not supported; send a JSON body');
-      }
-      const text = await readBody(req, maxBodyBytes);
+      const bytes = await readBody(req, maxBodyBytes);
+      // The binary data extension: a JSON header of the given length, then raw tensor bytes.
+      const headerLength = binaryHeaderLength(req, bytes.length);
+      const text = bytes.toString('utf8', 0, headerLength ?? bytes.length);
       let body: unknown;
       try {
         body = JSON.parse(text);
@@ -97,7 +97,11 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
           `request body is not valid JSON: ${(err as Error).message}`,
         );
       }
-      const request = parseInferRequest(body, target.model);
+      const request = parseInferRequest(
+        body,
+        target.model,
+        headerLength === undefined ? undefined : bytes.subarray(headerLength),
+      );
       rows = request.rows;
       const outputs = await pool.run(key, request.inputs, request.outputs);
       stats.recordInfer(key, request.rows);
@@ -250,8 +254,22 @@ function sendJson(
   res.end(payload);
 }
 
-/** Reads the body as UTF-8, refusing (413) more than `limit` bytes, declared or actual. */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/** The JSON header's length of a binary-tensor request; undefined for a plain JSON body. */
+function binaryHeaderLength(req: IncomingMessage, bodyLength: number): number | undefined {
+  const raw = req.headers['inference-header-content-length'];
+  if (raw === undefined) return undefined;
+  const length = Number(raw);
+  if (!(Number.isSafeInteger(length) && length > 0 && length <= bodyLength)) {
+    throw new ModelServerError(
+      400,
+      `Inference-Header-Content-Length ${JSON.stringify(raw)} must be a positive integer no larger than the body (${bodyLength} bytes)`,
+    );
+  }
+  return length;
+}
+
+/** Reads the body, refusing (413) more than `limit` bytes, declared or actual. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(
@@ -275,7 +293,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     };
     const onEnd = (): void => {
       cleanup();
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      resolve(Buffer.concat(chunks));
     };
     const onError = (err: Error): void => {
       cleanup();

@@ -54,14 +54,27 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 const describe = (v: unknown): string =>
   v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
 
-/** Validates a parsed JSON body against `model`'s inputs and outputs; throws a 400 on any mismatch. */
-export function parseInferRequest(body: unknown, model: ServedModel): InferRequest {
+/**
+ * Validates a parsed JSON body against `model`'s inputs and outputs; throws a 400 on any mismatch.
+ * `binary` is what followed the JSON header of a binary-tensor request (the KServe/Triton binary
+ * data extension): the inputs that name `parameters.binary_data_size` take their raw
+ * little-endian bytes from it, in the order they are listed, and it must be used up exactly.
+ */
+export function parseInferRequest(
+  body: unknown,
+  model: ServedModel,
+  binary?: Buffer,
+): InferRequest {
+  let offset = 0;
   if (!isObject(body)) throw bad(`request body must be a JSON object, got ${describe(body)}`);
   const { id, inputs, outputs, parameters } = body;
   if (id !== undefined && typeof id !== 'string')
     throw bad(`"id" must be a string, got ${describe(id)}`);
   if (parameters !== undefined && !isObject(parameters)) {
     throw bad(`"parameters" must be an object, got ${describe(parameters)}`);
+  }
+  if (isObject(parameters) && parameters.binary_data_output === true) {
+    throw bad('binary output data is not supported; outputs are JSON');
   }
   if (!Array.isArray(inputs) || inputs.length === 0)
     throw bad('"inputs" must be a non-empty array');
@@ -81,9 +94,7 @@ export function parseInferRequest(body: unknown, model: ServedModel): InferReque
       );
     }
     if (byName.has(name)) throw bad(`input "${name}" is given twice`);
-    if (isObject(raw.parameters) && raw.parameters.binary_data_size !== undefined) {
-      throw bad(`input "${name}": binary tensor data is not supported; send JSON "data"`);
-    }
+    const binarySize = isObject(raw.parameters) ? raw.parameters.binary_data_size : undefined;
     if (typeof datatype !== 'string') throw bad(`input "${name}": "datatype" must be a string`);
     if (!OIP_DATATYPES.has(datatype)) throw bad(`input "${name}": unknown datatype "${datatype}"`);
     if (datatype !== spec.datatype) {
@@ -116,9 +127,21 @@ export function parseInferRequest(body: unknown, model: ServedModel): InferReque
     if (rows !== undefined && rows !== batch)
       throw bad(`inputs disagree on the batch size (${rows} vs ${batch})`);
     rows = batch;
+    if (binarySize !== undefined) {
+      if (data !== undefined) throw bad(`input "${name}": both "data" and binary_data_size`);
+      const tensor = binaryFloat32(name, binarySize, dims, binary, offset);
+      offset += tensor.byteLength;
+      byName.set(name, { name, dims: [...dims], data: tensor });
+      return;
+    }
     if (data === undefined) throw bad(`input "${name}": "data" is missing`);
     byName.set(name, { name, dims: [...dims], data: toFloat32(name, data, dims) });
   });
+  if (binary !== undefined && offset !== binary.length) {
+    throw bad(
+      `the binary tensor data holds ${binary.length} bytes; the inputs' binary_data_size add up to ${offset}`,
+    );
+  }
 
   const missing = model.inputs.filter((t) => !byName.has(t.name)).map((t) => `"${t.name}"`);
   if (missing.length > 0) throw bad(`missing input ${missing.join(', ')} for model ${model.name}`);
@@ -131,6 +154,9 @@ export function parseInferRequest(body: unknown, model: ServedModel): InferReque
         if (!isObject(raw) || typeof raw.name !== 'string')
           throw bad(`outputs[${index}].name must be a string`);
         const name = raw.name;
+        if (isObject(raw.parameters) && raw.parameters.binary_data === true) {
+          throw bad(`output "${name}": binary output data is not supported; outputs are JSON`);
+        }
         if (!model.outputs.some((t) => t.name === name)) {
           throw bad(
             `unknown output "${name}" for model ${model.name}; expected ${model.outputs.map((t) => `"${t.name}"`).join(', ')}`,
@@ -155,6 +181,39 @@ export function parseInferRequest(body: unknown, model: ServedModel): InferReque
  * Accepts the row-major flat form (`[1, 2, 3, 4]`) or the nested form matching the shape
  * exactly (`[[1, 2], [3, 4]]`); anything in between is ambiguous and refused.
  */
+/** An FP32 input's raw little-endian bytes from the binary part, checked against its shape. */
+function binaryFloat32(
+  name: string,
+  size: unknown,
+  dims: readonly number[],
+  binary: Buffer | undefined,
+  offset: number,
+): Float32Array {
+  if (binary === undefined) {
+    throw bad(
+      `input "${name}": binary_data_size without binary data (send the Inference-Header-Content-Length header)`,
+    );
+  }
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (size !== count * 4) {
+    throw bad(
+      `input "${name}": binary_data_size ${String(size)}; shape [${dims.join(', ')}] of FP32 needs ${count * 4} bytes`,
+    );
+  }
+  if (offset + count * 4 > binary.length) {
+    throw bad(
+      `input "${name}": the binary tensor data ends before this input's ${count * 4} bytes`,
+    );
+  }
+  const values = new Float32Array(count);
+  for (let i = 0; i < count; i += 1) {
+    const v = binary.readFloatLE(offset + i * 4);
+    if (!Number.isFinite(v)) throw bad(`input "${name}": element ${i} is not a finite number`);
+    values[i] = v;
+  }
+  return values;
+}
+
 function toFloat32(name: string, data: unknown, dims: readonly number[]): Float32Array {
   if (!Array.isArray(data))
     throw bad(`input "${name}": "data" must be an array, got ${describe(data)}`);

@@ -48,7 +48,7 @@ describe('health and server metadata', () => {
       expect(res.body).toEqual({
         name: 'atrium-model-server',
         version: '0.1.0',
-        extensions: ['model_configuration'],
+        extensions: ['model_configuration', 'binary_tensor_data'],
       });
     }
   });
@@ -295,7 +295,83 @@ describe('infer request validation', () => {
     expectError(await infer(input({ data: [1, 2, 3, 4, 1e39] })), 400, /not a finite FP32/);
   });
 
-  it('rejects a bad id, bad outputs and binary tensor data', async () => {
+  /** A binary-data request (KServe/Triton extension): JSON header, then the raw FP32 bytes. */
+  const binary = (
+    header: Record<string, unknown>,
+    values: readonly number[],
+    headerLength?: string,
+  ) => {
+    const json = Buffer.from(JSON.stringify(header));
+    const raw = Buffer.alloc(values.length * 4);
+    values.forEach((v, i) => raw.writeFloatLE(v, i * 4));
+    return call(`${base}/v2/models/churn/infer`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': headerLength ?? String(json.length),
+      },
+      body: Buffer.concat([json, raw]),
+    });
+  };
+  const binaryInput = (rows: number, size = rows * 5 * 4) => ({
+    inputs: [
+      {
+        name: 'features',
+        shape: [rows, 5],
+        datatype: 'FP32',
+        parameters: { binary_data_size: size },
+      },
+    ],
+  });
+
+  it('scores binary tensor data exactly as the same rows in JSON', async () => {
+    const rows = [customer, order, [3, 40, 0, 2, 600]];
+    const json = await infer(featuresRequest(rows));
+    const bin = await binary(binaryInput(3), rows.flat());
+    expect(bin.status).toBe(200);
+    expect(bin.headers.get('content-type')).toBe('application/json');
+    expect(probabilities(bin.body)).toEqual(probabilities(json.body));
+  });
+
+  it('rejects binary tensor data that does not fit its header', async () => {
+    const values = customer;
+    expectError(await binary(binaryInput(1, 16), values), 400, /binary_data_size 16; .* needs 20/);
+    expectError(await binary(binaryInput(2), values), 400, /needs 40 bytes|ends before/);
+    expectError(
+      await binary(binaryInput(1), [...values, 7]),
+      400,
+      /holds 24 bytes; .* add up to 20/,
+    );
+    expectError(
+      await binary(binaryInput(1), values, 'ten'),
+      400,
+      /Inference-Header-Content-Length/,
+    );
+    expectError(
+      await binary(binaryInput(1), values, '100000'),
+      400,
+      /Inference-Header-Content-Length/,
+    );
+    expectError(await binary(binaryInput(1), [1, 2, 3, 4, Number.NaN]), 400, /not a finite number/);
+    expectError(
+      await post(`${base}/v2/models/churn/infer`, binaryInput(1)),
+      400,
+      /binary_data_size without binary data/,
+    );
+    expectError(
+      await binary(
+        {
+          ...binaryInput(1),
+          outputs: [{ name: 'probability', parameters: { binary_data: true } }],
+        },
+        values,
+      ),
+      400,
+      /binary output data is not supported/,
+    );
+  });
+
+  it('rejects a bad id and bad outputs', async () => {
     expectError(await infer({ ...input({}), id: 7 }), 400, /"id" must be a string/);
     expectError(
       await infer({ ...input({}), outputs: [{ name: 'score' }] }),
@@ -311,13 +387,6 @@ describe('infer request validation', () => {
       await infer({ ...input({}), outputs: [{ name: 'probability' }, { name: 'probability' }] }),
       400,
       /requested twice/,
-    );
-    expectError(
-      await post(`${base}/v2/models/churn/infer`, input({}), {
-        'inference-header-content-length': '10',
-      }),
-      400,
-      /binary tensor data is not supported/,
     );
   });
 
