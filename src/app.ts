@@ -456,6 +456,7 @@ function createOipClients(
         baseUrl: backend.url,
         timeoutMs: backend.timeoutMs,
         connections: backend.connections,
+        binaryTensors: backend.binaryTensors,
         breaker: { onStateChange: observability.onBreakerStateChange(name) },
         // A tenant's own breaker contains that tenant; logged, not a metric (its label would
         // carry the tenant).

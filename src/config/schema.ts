@@ -378,6 +378,11 @@ export const inferenceBackendSchema = z.object({
   timeoutMs: z.number().int().positive().default(DEFAULT_INFER_TIMEOUT_MS),
   /** Pooled keep-alive connections to this backend. */
   connections: z.number().int().positive().default(16),
+  /**
+   * Inputs as raw FP32 bytes (the KServe/Triton binary tensor data extension, which Triton,
+   * KServe and the reference model server speak) instead of JSON numbers.
+   */
+  binaryTensors: z.boolean().default(false),
 });
 
 const keySchema = z

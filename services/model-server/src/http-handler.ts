@@ -112,6 +112,7 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
       throw err;
     } finally {
       const call: RecentCall = { model: key, rows, ok };
+      if (req.headers['inference-header-content-length'] !== undefined) call.binary = true;
       const requestId = headerOf(req, 'x-request-id');
       if (requestId !== undefined) call.requestId = requestId;
       const traceparent = headerOf(req, 'traceparent');

@@ -19,6 +19,8 @@ export interface RecentCall {
   requestId?: string;
   /** The `traceparent` header as sent. */
   traceparent?: string;
+  /** Whether the inputs came as binary tensor data. */
+  binary?: boolean;
 }
 
 /** The JSON body of `GET /stats`. */

@@ -31,6 +31,21 @@ export interface OipClientOptions extends Omit<ResiliencePolicyOptions, 'label'>
   dispatcher?: Dispatcher;
   /** Larger successful responses are refused as malformed. Default 8 MiB. */
   maxResponseBytes?: number;
+  /**
+   * Send inputs as raw FP32 bytes after a JSON header (the KServe/Triton binary tensor data
+   * extension) instead of JSON numbers; answers are read as JSON either way. Default false.
+   */
+  binaryTensors?: boolean | undefined;
+}
+
+/** A binary-data infer body: the JSON header, then the FP32 values little-endian. */
+function binaryInferBody(header: string, data: readonly number[]) {
+  const json = Buffer.from(header);
+  const body = Buffer.allocUnsafe(json.length + data.length * 4);
+  json.copy(body, 0);
+  const view = new DataView(body.buffer, body.byteOffset + json.length, data.length * 4);
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i] as number, true);
+  return { body, headerLength: json.length };
 }
 
 /** An `InferenceClient` that also exposes its breakers and retry budget, for metrics. */
@@ -297,6 +312,7 @@ export function createOipClient(options: OipClientOptions): OipClient {
     connections,
     dispatcher,
     maxResponseBytes: _max,
+    binaryTensors = false,
     ...policyOptions
   } = options;
   const policy = createResiliencePolicy({ ...policyOptions, label: LABEL });
@@ -315,10 +331,32 @@ export function createOipClient(options: OipClientOptions): OipClient {
     const inputName = request.inputName ?? DEFAULT_INPUT_NAME;
     const outputName = request.outputName ?? DEFAULT_OUTPUT_NAME;
     const path = `${modelPath(prefix, request.model, request.version)}/infer`;
-    const body = JSON.stringify({
-      inputs: [{ name: inputName, shape: [rows, request.featureCount], datatype: 'FP32', data }],
-      outputs: [{ name: outputName }],
-    });
+    const shape = [rows, request.featureCount];
+    let body: string | Uint8Array;
+    let headers = request.headers;
+    let contentType: string | undefined;
+    if (binaryTensors) {
+      const header = JSON.stringify({
+        inputs: [
+          {
+            name: inputName,
+            shape,
+            datatype: 'FP32',
+            parameters: { binary_data_size: data.length * 4 },
+          },
+        ],
+        outputs: [{ name: outputName }],
+      });
+      const encoded = binaryInferBody(header, data);
+      body = encoded.body;
+      contentType = 'application/octet-stream';
+      headers = { ...headers, 'inference-header-content-length': String(encoded.headerLength) };
+    } else {
+      body = JSON.stringify({
+        inputs: [{ name: inputName, shape, datatype: 'FP32', data }],
+        outputs: [{ name: outputName }],
+      });
+    }
     const expect = { model: request.model, version: request.version, outputName, rows };
     return policy.call(
       async ({ signal }) => {
@@ -326,7 +364,8 @@ export function createOipClient(options: OipClientOptions): OipClient {
         const answer = await http.send({
           ...call,
           body,
-          headers: request.headers,
+          contentType,
+          headers,
           signal,
           maxResponseBytes,
         });

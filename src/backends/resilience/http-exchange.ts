@@ -26,8 +26,10 @@ export interface HttpRequest {
   method: 'GET' | 'POST';
   /** Path and query, already encoded. */
   path: string;
-  /** A JSON body; omitted for GET. */
-  body?: string | undefined;
+  /** The body: JSON text, or bytes of `contentType`; omitted for GET. */
+  body?: string | Uint8Array | undefined;
+  /** The body's media type; default `application/json`. */
+  contentType?: string | undefined;
   /** Extra request headers (identity, credentials, trace context); never logged. */
   headers?: Readonly<Record<string, string>> | undefined;
   /** The attempt's signal (see `AttemptContext`). */
@@ -143,7 +145,7 @@ export function createHttpExchange(options: HttpExchangeOptions): HttpExchange {
   return {
     unavailable,
 
-    async send({ method, path, body, headers, signal, maxResponseBytes }) {
+    async send({ method, path, body, contentType, headers, signal, maxResponseBytes }) {
       if (closed) {
         throw new AttemptFailure('closed', unavailable('client closed', 'client closed'));
       }
@@ -156,7 +158,7 @@ export function createHttpExchange(options: HttpExchangeOptions): HttpExchange {
             ...headers,
             ...(body === undefined
               ? { accept: 'application/json' }
-              : { 'content-type': 'application/json', accept: 'application/json' }),
+              : { 'content-type': contentType ?? 'application/json', accept: 'application/json' }),
           },
           body: body ?? null,
           signal,

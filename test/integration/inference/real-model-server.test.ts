@@ -8,7 +8,14 @@ interface ServerStats {
   inferRequests: Record<string, number>;
   inferredRows: Record<string, number>;
   inferErrors: Record<string, number>;
-  recentCalls: { model: string; rows: number; requestId?: string; traceparent?: string }[];
+  recentCalls: {
+    model: string;
+    rows: number;
+    ok: boolean;
+    requestId?: string;
+    traceparent?: string;
+    binary?: boolean;
+  }[];
 }
 
 /** The request a prediction is for. */
@@ -90,6 +97,27 @@ describe('OIP client and predictor against the reference model server', () => {
     const stats = await serverStats();
     expect(stats.inferRequests['churn/2']).toBe(1);
     expect(stats.inferredRows['churn/2']).toBe(50);
+  });
+
+  it('sends binary tensor data when asked, for the same scores as JSON', async () => {
+    const binaryClient = createOipClient({
+      baseUrl: server.url,
+      timeoutMs: 5_000,
+      connections: 1,
+      binaryTensors: true,
+    });
+    try {
+      const request = { model: 'churn', version: '2', inputs: rows(200, 7), featureCount: 5 };
+      const [json, binary] = [await client.infer(request), await binaryClient.infer(request)];
+      expect(binary).toEqual(json);
+      const calls = (await serverStats()).recentCalls;
+      expect(calls.map((c) => [c.rows, c.ok, c.binary ?? false])).toEqual([
+        [200, true, false],
+        [200, true, true],
+      ]);
+    } finally {
+      await binaryClient.close();
+    }
   });
 
   it('micro-batches 50 concurrent single-row predictions, each getting its own row’s score', async () => {
