@@ -43,6 +43,7 @@ import {
   writeScenarioResult,
 } from './lib/report.js';
 import { aggregationScenario } from './scenarios/aggregation.js';
+import { binaryTensorsScenario } from './scenarios/binary-tensors.js';
 import { dataPlaneScenario } from './scenarios/data-plane.js';
 import { executionEngineScenario } from './scenarios/execution-engine.js';
 import { microBatchingScenario } from './scenarios/micro-batching.js';
@@ -60,6 +61,7 @@ const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> 
   'data-plane': dataPlaneScenario,
   'tenant-services': tenantServicesScenario,
   workers: workersScenario,
+  'binary-tensors': binaryTensorsScenario,
 };
 /** Customers seeded for the data tenant: enough for N = 200 and for 64 distinct concurrent ids. */
 const SEED_CUSTOMERS = 1_000;

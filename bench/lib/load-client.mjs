@@ -3,7 +3,8 @@
 // also recorded here at full resolution, because autocannon's own histogram has 1 ms buckets and
 // the p99 comparisons of `npm run bench` need finer steps than that.
 //
-// Input (stdin, JSON): { url, method, headers, bodies: string[], connections, warmupSeconds,
+// Input (stdin, JSON): { url, method, headers, bodies: string[], bodyEncoding?: 'base64',
+//   connections, warmupSeconds,
 //   durationSeconds, timeoutSeconds, amount? }. With `amount`, exactly that many requests are
 //   sent and all of them answered (no request is cut off at the end, unlike a timed run), so
 //   server-side counters divide exactly; used for counting, not for throughput. Bodies are sent in turn across all connections, so
@@ -25,7 +26,8 @@ function run(seconds, record, amount) {
   let next = 0;
   const latencies = [];
   let firstMismatch;
-  const bodies = spec.bodies;
+  const bodies =
+    spec.bodyEncoding === 'base64' ? spec.bodies.map((b) => Buffer.from(b, 'base64')) : spec.bodies;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {

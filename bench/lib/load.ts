@@ -14,6 +14,8 @@ export interface LoadSpec {
   headers: Record<string, string>;
   /** Request bodies, sent in turn across all connections. */
   bodies: string[];
+  /** How `bodies` are written: text as is (default), or base64 of bytes sent as they are. */
+  bodyEncoding?: 'utf8' | 'base64' | undefined;
   connections: number;
   warmupSeconds: number;
   durationSeconds: number;
