@@ -113,15 +113,15 @@ const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'an HTTP he
 const pgIdentifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier');
 
 export const dataSettingsSchema = z.discriminatedUnion('strategy', [
-  z.object({
+  z.strictObject({
     strategy: z.literal('schema'),
     /** Postgres schema holding the tenant's tables; default `tenant_<id>` (hyphens → `_`). */
     schema: pgIdentifier.optional(),
   }),
-  z.object({
+  z.strictObject({
     strategy: z.literal('row'),
   }),
-  z.object({
+  z.strictObject({
     strategy: z.literal('database'),
     /** The tenant's own database. */
     url: z.string().min(1),
@@ -145,7 +145,7 @@ export const DEFAULT_MAX_EXPANDED_FIELDS = 2_000;
  */
 export const DEFAULT_MAX_VARIABLE_VALUES = 10_000;
 
-export const operationLimitsSchema = z.object({
+export const operationLimitsSchema = z.strictObject({
   depth: z.number().int().positive(),
   aliases: z.number().int().nonnegative(),
   rootFields: z.number().int().positive(),
@@ -159,15 +159,18 @@ export const operationLimitsSchema = z.object({
 });
 
 /** What one tenant may keep registered as automatic persisted queries at once. */
-export const persistedQueryQuotaSchema = z.object({
+export const persistedQueryQuotaSchema = z.strictObject({
   maxDocuments: z.number().int().positive(),
   /** Keys and documents together, in bytes. */
   maxBytes: z.number().int().positive(),
 });
 
-export const planLimitsSchema = z.object({
+export const planLimitsSchema = z.strictObject({
   /** GCRA: sustained requests per second and the burst allowed on top. */
-  rateLimit: z.object({ perSecond: z.number().positive(), burst: z.number().int().nonnegative() }),
+  rateLimit: z.strictObject({
+    perSecond: z.number().positive(),
+    burst: z.number().int().nonnegative(),
+  }),
   /** In-flight requests per tenant across all replicas. */
   maxConcurrent: z.number().int().positive(),
   operation: operationLimitsSchema,
@@ -236,7 +239,7 @@ export const thresholdsSchema = z
   .record(z.string().min(1), z.number().min(0).max(1))
   .refine((t) => Object.values(t).includes(0), 'one label must start at 0');
 
-export const tenantModelSchema = z.object({
+export const tenantModelSchema = z.strictObject({
   /** Name of an entry in `inference.backends`. */
   backend: z.string().min(1),
   /** Model name on the backend (OIP v2 `{model}`). */
@@ -257,9 +260,11 @@ export const tenantModelSchema = z.object({
  */
 export const secretRefSchema = z.union([
   z
-    .object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })
+    .strictObject({
+      env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'),
+    })
     .strict(),
-  z.object({ file: z.string().min(1) }).strict(),
+  z.strictObject({ file: z.string().min(1) }).strict(),
 ]);
 
 export const DEFAULT_SERVICE_TIMEOUT_MS = 2_000;
@@ -270,7 +275,7 @@ export const DEFAULT_IDENTITY_TTL_SECONDS = 30;
 
 /** What a tenant may change of a service: where it is and how it authenticates. */
 export const tenantServiceSchema = z
-  .object({
+  .strictObject({
     /** The tenant's own deployment of the service (e.g. https://acme.billing.internal). */
     url: z.string().url().optional(),
     /** Headers sent with the tenant's calls, on top of (and over) the service's. */
@@ -288,7 +293,7 @@ export const REALM_AUDIENCE = 'realm';
  * `_authors(ids: [ID!]!): [Author]!` (the convention: src/graphql/realm.ts, services/realm).
  */
 export const tenantRealmSchema = z
-  .object({
+  .strictObject({
     /** The GraphQL endpoint (e.g. https://graphql.acme.internal/graphql). */
     url: z.string().url(),
     /** A token the gateway signs (audience `realm`), or none. */
@@ -300,7 +305,7 @@ export const tenantRealmSchema = z
 
 const serviceName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a service name such as "billing"');
 
-export const tenantSchema = z.object({
+export const tenantSchema = z.strictObject({
   id: tenantId,
   displayName: z.string().min(1),
   plan: z.string().min(1).default('free'),
@@ -327,7 +332,7 @@ export const tenantSchema = z.object({
   /** The tenant's own GraphQL service extending its schema (a "realm"); none by default. */
   realm: tenantRealmSchema.optional(),
   cors: z
-    .object({
+    .strictObject({
       /**
        * The tenant's own front-end origins, on top of `server.cors.origins`. Honoured for an
        * actual request once its token names this tenant; preflights allow them before auth.
@@ -339,7 +344,7 @@ export const tenantSchema = z.object({
 
 /** A tenant service: an HTTP/JSON upstream the SDL's `@http` fields call. */
 export const serviceSchema = z
-  .object({
+  .strictObject({
     /** Base URL for tenants that do not set their own; unset → only tenants with one may call it. */
     url: z.string().url().optional(),
     /** Deadline of one call, retries included (the request's deadline may end it sooner). */
@@ -372,7 +377,7 @@ export const serviceSchema = z
   })
   .strict();
 
-export const inferenceBackendSchema = z.object({
+export const inferenceBackendSchema = z.strictObject({
   /** Base URL of an OIP v2 server, e.g. http://127.0.0.1:8001 */
   url: z.string().url(),
   timeoutMs: z.number().int().positive().default(DEFAULT_INFER_TIMEOUT_MS),
@@ -386,7 +391,7 @@ export const inferenceBackendSchema = z.object({
 });
 
 const keySchema = z
-  .object({
+  .strictObject({
     kid: z.string().optional(),
     alg: z.string().optional(),
     /** SPKI PEM public key. */
@@ -409,7 +414,7 @@ export const ASYMMETRIC_ALGORITHMS = [
 ] as const;
 
 export const authSchema = z
-  .object({
+  .strictObject({
     issuer: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     algorithms: z
@@ -433,7 +438,7 @@ export const authSchema = z
     /** Shared secret for HS256; only used when HS256 is listed in `algorithms`. */
     hs256Secret: z.string().min(32).optional(),
     jwks: z
-      .object({
+      .strictObject({
         url: z.string().url(),
         timeoutMs: z.number().int().positive().default(DEFAULT_JWKS_TIMEOUT_MS),
         cooldownMs: z.number().int().nonnegative().default(DEFAULT_JWKS_COOLDOWN_MS),
@@ -454,7 +459,7 @@ export const authSchema = z
   );
 
 export const corsSchema = z
-  .object({
+  .strictObject({
     /**
      * Browser origins allowed to call the GraphQL endpoints, for every tenant: exact origins or
      * patterns (see CORS_ORIGIN_PATTERN), or `"*"` for any origin. Empty (the default) → only
@@ -483,7 +488,7 @@ export const DEFAULT_MAX_TENANT_LABELS = 100;
 export const DEFAULT_MAX_OPERATION_LABELS = 20;
 export const DEFAULT_OTEL_SERVICE_NAME = 'atrium';
 
-export const telemetrySchema = z.object({
+export const telemetrySchema = z.strictObject({
   /**
    * Distinct tenant label values in metrics. The first tenants seen keep their own label;
    * later ones are counted together as `other`, so a fleet of thousands of tenants cannot
@@ -493,7 +498,7 @@ export const telemetrySchema = z.object({
   /** Distinct operation names per tenant label; later ones are counted as `other`. */
   maxOperationLabels: z.number().int().nonnegative().default(DEFAULT_MAX_OPERATION_LABELS),
   metrics: z
-    .object({
+    .strictObject({
       /** Serve Prometheus metrics at `GET /metrics`. */
       enabled: z.boolean().default(true),
       /**
@@ -512,7 +517,7 @@ export const telemetrySchema = z.object({
     })
     .prefault({}),
   tracing: z
-    .object({
+    .strictObject({
       /**
        * OTLP/HTTP base URL of a collector (e.g. http://otel-collector:4318); `/v1/traces` is
        * appended. OTEL_EXPORTER_OTLP_ENDPOINT overrides. Unset → tracing is a no-op.
@@ -530,9 +535,9 @@ export const telemetrySchema = z.object({
     .prefault({}),
 });
 
-export const configFileSchema = z.object({
+export const configFileSchema = z.strictObject({
   server: z
-    .object({
+    .strictObject({
       host: z.string().default(DEFAULT_HOST),
       port: z.number().int().min(0).max(65535).default(DEFAULT_PORT),
       /** Subdomains of this domain name tenants (acme.api.example.com → acme). */
@@ -574,7 +579,7 @@ export const configFileSchema = z.object({
   auth: authSchema.optional(),
   /** The operator's SDL and its resolver module (docs/schema-directives.md). */
   schema: z
-    .object({
+    .strictObject({
       /**
        * SDL files or globs, relative to the config file (`schema/*.graphql`); default the
        * demo example's. Their source directives say where each field comes from.
@@ -593,7 +598,7 @@ export const configFileSchema = z.object({
    * DATABASE_URL is set, and the reference model server started with the example's models.
    */
   dev: z
-    .object({
+    .strictObject({
       /** A GraphQL query for the banner's curl line. */
       exampleQuery: z.string().min(1).default(DEFAULT_EXAMPLE_QUERY),
       /**
@@ -603,7 +608,7 @@ export const configFileSchema = z.object({
        */
       referenceServices: z.array(z.enum(['tickets', 'realm'])).default([]),
       modelServer: z
-        .object({
+        .strictObject({
           /** The example's recipe module (exports `recipes`); default the demo's models. */
           recipes: z.string().min(1).optional(),
           /** Where its Triton-layout repository is built; default next to the recipes. */
@@ -613,7 +618,7 @@ export const configFileSchema = z.object({
     })
     .optional(),
   data: z
-    .object({
+    .strictObject({
       /** Shared database (schema and row strategies); DATABASE_URL overrides. */
       url: z.string().optional(),
       poolMax: z.number().int().positive().default(DEFAULT_POOL_MAX),
@@ -658,7 +663,7 @@ export const configFileSchema = z.object({
     })
     .prefault({}),
   redis: z
-    .object({
+    .strictObject({
       /** Single node; REDIS_URL overrides. */
       url: z.string().optional(),
       /** Redis Cluster seed nodes (host:port); REDIS_CLUSTER_NODES overrides. */
@@ -674,7 +679,7 @@ export const configFileSchema = z.object({
    * public key at /.well-known/jwks.json.
    */
   identity: z
-    .object({
+    .strictObject({
       /** `iss` of the tokens; default `atrium`. */
       issuer: z.string().min(1).default('atrium'),
       /**
@@ -687,10 +692,10 @@ export const configFileSchema = z.object({
     })
     .prefault({}),
   inference: z
-    .object({
+    .strictObject({
       backends: z.record(z.string().min(1), inferenceBackendSchema).default({}),
       microBatch: z
-        .object({
+        .strictObject({
           enabled: z.boolean().default(true),
           windowMs: z.number().nonnegative().max(50).default(DEFAULT_MICRO_BATCH_WINDOW_MS),
           maxBatchSize: z.number().int().positive().default(DEFAULT_MICRO_BATCH_MAX_SIZE),
@@ -702,7 +707,7 @@ export const configFileSchema = z.object({
     })
     .prefault({}),
   limits: z
-    .object({
+    .strictObject({
       /**
        * While the store (Redis) cannot answer: `local` limits per process, `refuse` answers
        * 503, `allow` admits without limiting.
@@ -713,7 +718,7 @@ export const configFileSchema = z.object({
     })
     .prefault({}),
   persistedQueries: z
-    .object({
+    .strictObject({
       /** Automatic persisted queries (Apollo APQ protocol), stored per tenant. */
       enabled: z.boolean().default(true),
       /** How long a registered query is remembered after its last registration. */
@@ -730,7 +735,7 @@ export const configFileSchema = z.object({
     })
     .prefault({}),
   liveConfig: z
-    .object({
+    .strictObject({
       /**
        * How often each replica checks the tenant config revision in the store, to catch up on
        * changes whose pub/sub message it missed (e.g. while disconnected).
@@ -745,7 +750,7 @@ export const configFileSchema = z.object({
     })
     .prefault({}),
   admin: z
-    .object({
+    .strictObject({
       /**
        * The operator tenant: `/admin/*` accepts only tokens whose tenant claim is this id (and
        * that carry `scope`). Unset → the admin endpoint is off. Must not be a served tenant.

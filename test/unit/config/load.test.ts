@@ -52,6 +52,19 @@ describe('config', () => {
     expect(text).toContain('"sharded"');
   });
 
+  it('refuses unknown keys at every level, naming them (a typo is never ignored)', () => {
+    const typos = {
+      ...valid,
+      server: { prot: 4000 },
+      tenants: [{ ...valid.tenants[0], limts: {} }],
+      inference: { microBatch: { windowMS: 2 } },
+    };
+    const text = message(() => parseConfigFile(typos, 'atrium.yaml'));
+    expect(text).toContain('server: Unrecognized key: "prot"');
+    expect(text).toContain('tenants.0: Unrecognized key: "limts"');
+    expect(text).toContain('inference.microBatch: Unrecognized key: "windowMS"');
+  });
+
   it('leaves the tenant share of the shared pool to its default and refuses one above the pool', () => {
     expect(parseConfigFile(valid, 't').data.tenantShareMax).toBeUndefined();
     const text = message(() =>
