@@ -58,6 +58,15 @@ const always = [
   },
 ];
 
+// Below the GraphQL layer no GraphQL or Apollo code at all: not `graphql/…` subpaths, not any
+// `@apollo/*` package (GraphQL errors are made at the edge from the coded errors).
+const graphqlPackages = (dir) => [
+  {
+    group: ['graphql/*', '@apollo/*', '@graphql-tools/*', 'graphql-*'],
+    message: `${dir}/ is below the GraphQL layer: no graphql, @apollo/* or @graphql-tools/* imports (DESIGN.md).`,
+  },
+];
+
 const layerBlocks = Object.entries(layers).map(([dir, banned]) => ({
   files: [`src/${dir}/**/*.ts`],
   rules: {
@@ -69,6 +78,7 @@ const layerBlocks = Object.entries(layers).map(([dir, banned]) => ({
           : [],
         patterns: [
           ...always,
+          ...(noGraphqlPackage.has(dir) ? graphqlPackages(dir) : []),
           ...banned.map((b) => ({
             group: [`../${b}/**`, `../../${b}/**`, `../${b}.js`, `../../${b}.js`],
             message: `${dir}/ must not import ${b}/ (DESIGN.md: imports point down).`,
@@ -89,6 +99,7 @@ const utilBlock = {
         paths: [{ name: 'graphql', message: 'util/ never imports graphql.' }],
         patterns: [
           ...always,
+          ...graphqlPackages('util'),
           {
             group: ['../**'],
             message: 'util/ imports no other src/ folder (it is the bottom layer).',
