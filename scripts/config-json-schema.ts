@@ -17,6 +17,24 @@ export const CONFIG_JSON_SCHEMA_PATH = fileURLToPath(
   new URL('../docs/atrium.schema.json', import.meta.url),
 );
 
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * Drops defaults that are paths into this checkout (the demo example's files): they differ
+ * from machine to machine, and a config file's own paths are relative to it anyway.
+ */
+function withoutLocalPaths(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutLocalPaths);
+  if (node === null || typeof node !== 'object') return node;
+  const local = (v: unknown): boolean =>
+    (typeof v === 'string' && v.startsWith(ROOT)) || (Array.isArray(v) && v.some(local));
+  return Object.fromEntries(
+    Object.entries(node)
+      .filter(([key, value]) => !(key === 'default' && local(value)))
+      .map(([key, value]) => [key, withoutLocalPaths(value)]),
+  );
+}
+
 /** The JSON Schema text, as committed. */
 export function configJsonSchema(): string {
   const schema = z.toJSONSchema(configFileSchema, {
@@ -27,7 +45,7 @@ export function configJsonSchema(): string {
   });
   return `${JSON.stringify(
     {
-      ...schema,
+      ...(withoutLocalPaths(schema) as object),
       $id: 'https://atrium.dev/schema/atrium.schema.json',
       title: 'Atrium gateway configuration',
     },
