@@ -28,12 +28,9 @@ RUN --mount=type=cache,target=/root/.npm \
 
 FROM deps AS build
 COPY . .
-# Generated resolver types: tsx runs the TypeScript sources as they are, and with
-# verbatimModuleSyntax an `import { type X }` still loads its module, so the file must exist.
-# Then the offline GraphiQL bundle and the ONNX models (trained on seeded synthetic data: nothing
-# is downloaded). Type checks and tests belong to CI (`npm test`), not to the image.
-RUN npm run -s codegen \
- && npm run -s build:playground \
+# The offline GraphiQL bundle and the ONNX models (trained on seeded synthetic data: nothing is
+# downloaded). Type checks and tests belong to CI (`npm test`), not to the image.
+RUN npm run -s build:playground \
  && npm run -s models:build \
  && npm prune --omit=dev --ignore-scripts
 
@@ -41,7 +38,9 @@ FROM base AS runtime
 COPY --from=build /app/package.json /app/package-lock.json /app/tsconfig.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/src ./src
-COPY --from=build /app/schema ./schema
+# The examples: the demo's SDL, migrations and seed are what a config without `schema.files`
+# serves, and examples name their own.
+COPY --from=build /app/examples ./examples
 COPY --from=build /app/scripts ./scripts
 COPY --from=build /app/services ./services
 # The built playground only: without its sources it is served as is, never rebuilt.

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -144,13 +146,26 @@ describe('Dockerfile', () => {
     ]);
     expect(dockerfile).toMatch(/ARG NODE_IMAGE=node:20-/);
     expect(dockerfile).toMatch(/npm ci\b/);
-    // tsx still loads the modules of type-only imports: the generated types must be built.
-    expect(dockerfile).toMatch(/npm run -s codegen/);
     expect(dockerfile).toMatch(/npm run -s build:playground/);
     expect(dockerfile).toMatch(/npm run -s models:build/);
     expect(dockerfile).toMatch(/npm prune --omit=dev/);
     // Only the pruned tree reaches the runtime stage.
     expect(dockerfile).toMatch(/COPY --from=build \/app\/node_modules \.\/node_modules/);
+  });
+
+  it('runs only scripts the package has and copies only paths the build stage has', () => {
+    const scripts = (JSON.parse(readText('package.json')) as { scripts: Record<string, string> })
+      .scripts;
+    const run = [...dockerfile.matchAll(/npm run -s ([\w:-]+)/g)].map((m) => m[1]!);
+    expect(run.length).toBeGreaterThan(0);
+    for (const name of run) expect(Object.keys(scripts), name).toContain(name);
+    // What the build stage makes (not in the repository): the pruned tree and the bundle.
+    const built = new Set(['node_modules', 'playground/dist']);
+    const copied = [...dockerfile.matchAll(/^COPY --from=build \/app\/(\S+)/gm)].map((m) => m[1]!);
+    expect(copied).toContain('examples');
+    for (const path of copied) {
+      if (!built.has(path)) expect(existsSync(join(ROOT, path)), path).toBe(true);
+    }
   });
 
   it('runs as the unprivileged node user, with node (not npm) as PID 1', () => {
