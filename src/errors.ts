@@ -1,5 +1,3 @@
-import { GraphQLError, type GraphQLErrorOptions } from 'graphql';
-
 /**
  * The one union of error codes a client can see. Anything else is masked as
  * `INTERNAL_SERVER_ERROR` by the error formatter.
@@ -59,29 +57,39 @@ export interface GatewayErrorOptions {
 }
 
 /**
- * A request error with a stable `extensions.code`. Lower layers throw it; the GraphQL layer
- * and the HTTP adapter turn it into a response. Its message must be safe to show a client.
+ * A request error with a stable `code`. Lower layers throw it as a plain coded error (like jose's
+ * typed errors, it knows nothing of GraphQL); the GraphQL layer and the HTTP adapter turn it into
+ * a response (`src/graphql/errors.ts` `toGraphQLError`, `src/server/format-error.ts`). Its
+ * message must be safe to show a client.
  */
-export class GatewayError extends GraphQLError {
+export class GatewayError extends Error {
   readonly code: ErrorCode;
   readonly status: number | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * What a client sees under `extensions`: the code, the extra details and, for a request error,
+   * `http` (status and headers), which Apollo Server reads to set the response, then strips. A
+   * GraphQL error made from this one (graphql-js does so for a resolver's throw) takes these.
+   */
+  readonly extensions: Readonly<Record<string, unknown>>;
+  /** The underlying error; kept for logs, never sent to clients. */
+  readonly originalError: Error | undefined;
 
   constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
+    const originalError = options.cause instanceof Error ? options.cause : undefined;
+    super(message, originalError ? { cause: originalError } : undefined);
     const status = options.status ?? HTTP_STATUS[code];
     const headers = options.headers ?? {};
     const extensions: Record<string, unknown> = { ...options.extensions, code };
     if (options.request && status !== undefined) {
-      // Apollo Server reads extensions.http to set the response status and headers, then strips it.
       extensions.http = { status, headers: new Map(Object.entries(headers)) };
     }
-    const graphqlOptions: GraphQLErrorOptions = { extensions };
-    if (options.cause instanceof Error) graphqlOptions.originalError = options.cause;
-    super(message, graphqlOptions);
     this.name = 'GatewayError';
     this.code = code;
     this.status = status;
     this.headers = headers;
+    this.extensions = extensions;
+    this.originalError = originalError;
   }
 }
 

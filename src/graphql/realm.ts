@@ -41,6 +41,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { originHeaders } from '../telemetry/tracing.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import type { GatewayContext } from './context.js';
+import { toGraphQLError } from './errors.js';
 
 /**
  * After a failed introspection the next try waits 1 s, doubling on each failure up to this: a
@@ -177,14 +178,16 @@ function translated(result: ExecutionResult): ExecutionResult {
   return {
     errors: result.errors.map((error) => {
       if (error.path !== undefined && error.path.length > 0) return error;
-      if (isGatewayError(error.originalError)) return error.originalError;
+      if (isGatewayError(error.originalError)) return toGraphQLError(error.originalError);
       const timeout = /timeout|timed out|aborted/i.test(error.message);
-      return new GatewayError(
-        timeout ? 'BACKEND_TIMEOUT' : 'BACKEND_UNAVAILABLE',
-        timeout
-          ? "The tenant's realm did not answer in time."
-          : "The tenant's realm is not available.",
-        { cause: error },
+      return toGraphQLError(
+        new GatewayError(
+          timeout ? 'BACKEND_TIMEOUT' : 'BACKEND_UNAVAILABLE',
+          timeout
+            ? "The tenant's realm did not answer in time."
+            : "The tenant's realm is not available.",
+          { cause: error },
+        ),
       );
     }),
   };

@@ -1,6 +1,7 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { GraphQLFormattedError } from 'graphql';
-import { isErrorCode, isGatewayError } from '../errors.js';
+import { isErrorCode } from '../errors.js';
+import { gatewayErrorOf } from '../graphql/errors.js';
 
 /** Apollo's own request-level codes that are the client's fault; shown as BAD_USER_INPUT. */
 const CLIENT_CODES = new Set([
@@ -48,9 +49,10 @@ export function formatError(
     let message = REWORDED.get(formatted.message) ?? formatted.message;
     if (options.hideSuggestions) message = message.replace(SUGGESTION, '');
     const base = { message, locations: formatted.locations, path: formatted.path };
-    if (isGatewayError(original)) {
-      const { http: _http, ...extensions } = original.extensions as Record<string, unknown>;
-      return { ...base, message: original.message, extensions };
+    const coded = gatewayErrorOf(original);
+    if (coded) {
+      const { http: _http, ...extensions } = coded.extensions;
+      return { ...base, message: coded.message, extensions };
     }
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && PROTOCOL_CODES.has(code)) {
