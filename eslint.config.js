@@ -110,6 +110,26 @@ const utilBlock = {
   },
 };
 
+// The coded errors every layer throws are plain errors: src/errors.ts imports no GraphQL code
+// (graphql/errors.ts makes a GraphQLError of one at the edge).
+const errorsBlock = {
+  files: ['src/errors.ts'],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        paths: [{ name: 'graphql', message: 'src/errors.ts imports no GraphQL code.' }],
+        patterns: [
+          {
+            group: ['graphql/*', '@apollo/*', '@graphql-tools/*', 'graphql-*'],
+            message: 'src/errors.ts imports no GraphQL code.',
+          },
+        ],
+      },
+    ],
+  },
+};
+
 // The environment is read in src/config/ alone (DESIGN.md); everything else gets a parsed config.
 const envMessage =
   'process.env is read in src/config/ only: take the value from the parsed config.';
@@ -187,5 +207,6 @@ export default tseslint.config(
   },
   ...layerBlocks,
   utilBlock,
+  errorsBlock,
   envBlock,
 );
