@@ -40,6 +40,18 @@ describe('the config file JSON Schema (docs/atrium.schema.json)', () => {
     }
   });
 
+  it("accepts the config embedded in the Kubernetes ConfigMap (an editor's comment cannot reach it)", () => {
+    const manifest = parse(readFileSync(`${ROOT}deploy/k8s/configmap.yaml`, 'utf8')) as {
+      data?: Record<string, string>;
+    };
+    const embedded = manifest.data?.['atrium.yaml'];
+    expect(embedded).toBeTypeOf('string');
+    const validate = validator();
+    const ok = validate(parse(embedded ?? '') as unknown);
+    expect(validate.errors ?? []).toEqual([]);
+    expect(ok).toBe(true);
+  });
+
   it('refuses a wrong field, a wrong type and a missing tenant list', () => {
     const validate = validator();
     const base = parse(readFileSync(`${ROOT}atrium.example.yaml`, 'utf8')) as Record<
