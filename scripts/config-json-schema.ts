@@ -3,8 +3,8 @@
  * schema that the gateway validates with (`src/config/schema.ts`), so editors check and
  * complete `atrium.yaml` (the example configs name it in a `yaml-language-server` comment).
  *
- *   npx tsx scripts/config-json-schema.ts          # rewrite the file
- *   npx tsx scripts/config-json-schema.ts --check  # exit 1 if the committed file is stale
+ *   npm run config:schema               # rewrite the file
+ *   npm run config:schema -- --check    # exit 1 if the committed file is stale
  *
  * The input side of the schema (`io: 'input'`): what may be written, defaults optional.
  */
@@ -59,9 +59,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   if (process.argv.includes('--check')) {
     const committed = readFileSync(CONFIG_JSON_SCHEMA_PATH, 'utf8');
     if (committed !== text) {
-      console.error(
-        `${CONFIG_JSON_SCHEMA_PATH} is stale: run npx tsx scripts/config-json-schema.ts`,
-      );
+      console.error(`${CONFIG_JSON_SCHEMA_PATH} is stale: run npm run config:schema`);
       process.exit(1);
     }
     console.log(`${CONFIG_JSON_SCHEMA_PATH} is up to date`);

@@ -22,7 +22,7 @@ function validator() {
 }
 
 describe('the config file JSON Schema (docs/atrium.schema.json)', () => {
-  it('is the one generated from the zod schema (else: npx tsx scripts/config-json-schema.ts)', () => {
+  it('is the one generated from the zod schema (else: npm run config:schema)', () => {
     expect(readFileSync(CONFIG_JSON_SCHEMA_PATH, 'utf8')).toBe(configJsonSchema());
   });
 
