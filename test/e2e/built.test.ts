@@ -16,7 +16,6 @@ let home: string;
 let gateway: SpawnedGateway;
 
 beforeAll(async () => {
-  rmSync(join(ROOT, 'dist'), { recursive: true, force: true });
   await run('npm', ['run', '-s', 'build'], { cwd: ROOT });
   home = mkdtempSync(join(tmpdir(), 'atrium-built-'));
   gateway = await spawnGateway({ main: BUILT_MAIN, env: { ATRIUM_HOME: home } });
