@@ -5,9 +5,9 @@
 #   docker build -t atrium .                                   # the gateway (default target)
 #   docker build -t atrium-model-server --target model-server .
 #
-# The runtime images hold production dependencies only, run as the unprivileged `node` user
-# (uid 1000) and need no writable path but /tmp (tsx's transform cache), so they run with a
-# read-only root filesystem.
+# The runtime images hold the compiled JavaScript (`npm run build`: dist/) and production
+# dependencies only, run on plain node as the unprivileged `node` user (uid 1000) and need no
+# writable path but /tmp, so they run with a read-only root filesystem.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -28,23 +28,21 @@ RUN --mount=type=cache,target=/root/.npm \
 
 FROM deps AS build
 COPY . .
-# The offline GraphiQL bundle and the ONNX models (trained on seeded synthetic data: nothing is
+# The compiled code (tsc, then the SDL, configs and migrations it reads copied beside it), the
+# offline GraphiQL bundle and the ONNX models (trained on seeded synthetic data: nothing is
 # downloaded). Type checks and tests belong to CI (`npm test`), not to the image.
-RUN npm run -s build:playground \
+RUN npm run -s build \
+ && npm run -s build:playground \
  && npm run -s models:build \
  && npm prune --omit=dev --ignore-scripts
 
 FROM base AS runtime
-COPY --from=build /app/package.json /app/package-lock.json /app/tsconfig.json ./
+COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/src ./src
-# The examples: the demo's SDL, migrations and seed are what a config without `schema.files`
-# serves, and examples name their own.
-COPY --from=build /app/examples ./examples
-COPY --from=build /app/scripts ./scripts
-COPY --from=build /app/services ./services
+COPY --from=build /app/dist ./dist
+# The demo's trained models, where the compiled model server's defaults look for them.
+COPY --from=build /app/services/model-server/models ./dist/services/model-server/models
 # The built playground only: without its sources it is served as is, never rebuilt.
-COPY --from=build /app/playground/build.ts ./playground/build.ts
 COPY --from=build /app/playground/dist ./playground/dist
 USER node
 # Node is PID 1 and handles SIGTERM itself (drain, then exit); npm would not forward it.
@@ -54,7 +52,7 @@ FROM runtime AS model-server
 EXPOSE 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8001/v2/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "--import", "tsx", "services/model-server/src/main.ts", "--host", "0.0.0.0", "--port", "8001"]
+CMD ["node", "dist/services/model-server/src/main.js", "--host", "0.0.0.0", "--port", "8001"]
 
 # The default target: the gateway. Production mode needs ATRIUM_CONFIG (see atrium.example.yaml).
 FROM runtime AS gateway
@@ -63,4 +61,4 @@ ENV HOST=0.0.0.0 \
 EXPOSE 4000 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "dist/src/main.js"]

@@ -12,8 +12,12 @@ import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PLAYGROUND_ASSETS } from '../src/server/playground.js';
 
-/** This folder. */
-export const PLAYGROUND_DIR = fileURLToPath(new URL('./', import.meta.url));
+/** This folder; compiled (`dist/playground/build.js`), still the sources' `playground/`. */
+export const PLAYGROUND_DIR = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './' : '../../playground/', import.meta.url),
+);
+/** This script's source, part of the stamp whether it runs from source or compiled. */
+const SELF_SOURCE = join(PLAYGROUND_DIR, 'build.ts');
 /** Where the built files go (gitignored). */
 export const PLAYGROUND_DIST_DIR = join(PLAYGROUND_DIR, 'dist');
 const SOURCE_DIR = join(PLAYGROUND_DIR, 'src');
@@ -38,7 +42,7 @@ function listSources(dir: string): string[] {
 /** A hash of the front-end sources, this script and the bundled packages' versions. */
 function sourceStamp(): string {
   const hash = createHash('sha256');
-  for (const path of [...listSources(SOURCE_DIR), fileURLToPath(import.meta.url)]) {
+  for (const path of [...listSources(SOURCE_DIR), SELF_SOURCE]) {
     hash.update(relative(PLAYGROUND_DIR, path)).update('\0').update(readFileSync(path));
   }
   for (const pkg of ['graphiql', '@graphiql/react', 'react', 'react-dom', 'esbuild']) {
@@ -60,7 +64,7 @@ export function playgroundStatus(
   outDir: string = PLAYGROUND_DIST_DIR,
 ): 'missing' | 'stale' | 'current' {
   if (!PLAYGROUND_ASSETS.every((name) => existsSync(join(outDir, name)))) return 'missing';
-  if (!existsSync(SOURCE_DIR)) return 'current';
+  if (!existsSync(SOURCE_DIR) || !existsSync(SELF_SOURCE)) return 'current';
   try {
     const stamp = JSON.parse(readFileSync(join(outDir, STAMP_FILE), 'utf8')) as {
       sources?: string;

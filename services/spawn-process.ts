@@ -37,7 +37,9 @@ export function spawnReadyProcess(options: SpawnProcessOptions): Promise<Spawned
     'm',
   );
   // cwd = project root so that `--import tsx` resolves to this project's tsx.
-  const child = spawn(process.execPath, ['--import', 'tsx', options.main, ...options.args], {
+  // A built main (dist/, `.js`) runs on plain node; only a TypeScript source needs tsx.
+  const loader = options.main.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...loader, options.main, ...options.args], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

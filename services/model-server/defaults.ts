@@ -8,5 +8,8 @@ import { fileURLToPath } from 'node:url';
 export const DEFAULT_MODEL_REPOSITORY = fileURLToPath(new URL('./models', import.meta.url));
 /** The demo example's recipe module (churn and fraud). */
 export const DEMO_RECIPES = fileURLToPath(
-  new URL('../../examples/demo/models/recipes.ts', import.meta.url),
+  new URL(
+    `../../examples/demo/models/recipes.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`,
+    import.meta.url,
+  ),
 );

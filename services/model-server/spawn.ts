@@ -10,7 +10,10 @@ import { DEFAULT_MODEL_REPOSITORY, DEMO_RECIPES } from './defaults.js';
 
 export { DEFAULT_MODEL_REPOSITORY, DEMO_RECIPES };
 
-const MAIN = fileURLToPath(new URL('./src/main.ts', import.meta.url));
+// Built (dist/): the compiled main next to this compiled file; from sources: the .ts one.
+const MAIN = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './src/main.ts' : './src/main.js', import.meta.url),
+);
 
 /** Default time to wait for the ready line (covers building the models on a fresh clone). */
 export const DEFAULT_SPAWN_TIMEOUT_MS = 60_000;

@@ -6,7 +6,10 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { spawnReadyProcess } from '../spawn-process.js';
 
-const MAIN = fileURLToPath(new URL('./src/main.ts', import.meta.url));
+// Built (dist/): the compiled main next to this compiled file; from sources: the .ts one.
+const MAIN = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './src/main.ts' : './src/main.js', import.meta.url),
+);
 
 /** Default time to wait for the ready line. */
 export const DEFAULT_SPAWN_TIMEOUT_MS = 30_000;

@@ -9,6 +9,7 @@ import type { GatewayContext } from './context.js';
 import { engineResolvers } from './engine-resolvers.js';
 import { sourceResolvers, withScopes } from './source-resolvers.js';
 import type { SchemaBindings } from '../sources/bindings.js';
+import { importableModuleFile } from '../util/module-file.js';
 
 export { SchemaBindingError };
 
@@ -106,7 +107,7 @@ export async function loadGatewaySchema(config: {
   const typeDefs = paths.map((path) => readFileSync(path, 'utf8'));
   let resolvers: OperatorResolvers | undefined;
   if (config.resolvers !== undefined) {
-    const module = (await import(pathToFileURL(config.resolvers).href)) as {
+    const module = (await import(pathToFileURL(importableModuleFile(config.resolvers)).href)) as {
       resolvers?: OperatorResolvers;
     };
     if (typeof module.resolvers !== 'object' || module.resolvers === null) {

@@ -159,10 +159,16 @@ describe('Dockerfile', () => {
     const run = [...dockerfile.matchAll(/npm run -s ([\w:-]+)/g)].map((m) => m[1]!);
     expect(run.length).toBeGreaterThan(0);
     for (const name of run) expect(Object.keys(scripts), name).toContain(name);
-    // What the build stage makes (not in the repository): the pruned tree and the bundle.
-    const built = new Set(['node_modules', 'playground/dist']);
+    // What the build stage makes (not in the repository): the pruned tree, the compiled code,
+    // the trained models and the playground bundle.
+    const built = new Set([
+      'node_modules',
+      'dist',
+      'services/model-server/models',
+      'playground/dist',
+    ]);
     const copied = [...dockerfile.matchAll(/^COPY --from=build \/app\/(\S+)/gm)].map((m) => m[1]!);
-    expect(copied).toContain('examples');
+    expect(copied).toContain('dist');
     for (const path of copied) {
       if (!built.has(path)) expect(existsSync(join(ROOT, path)), path).toBe(true);
     }

@@ -20,16 +20,21 @@ export interface SpawnGatewayOptions {
   env?: Record<string, string>;
   /** Extra Node.js options before the entry point (e.g. `--cpu-prof`, not allowed in NODE_OPTIONS). */
   nodeArgs?: string[];
+  /** Entry point: `src/main.ts` (under tsx) by default; a built `.js` one runs on plain node. */
+  main?: string;
   timeoutMs?: number;
 }
 
 /**
- * Runs the gateway as `npm start` does (`tsx src/main.ts`) and resolves once it logs
- * "Atrium is listening" with its URL.
+ * Runs the gateway as `npm start` does (`tsx src/main.ts`), or the built entry point given as
+ * `main` as `npm run start:prod` does, and resolves once it logs "Atrium is listening" with its
+ * URL.
  */
 export async function spawnGateway(options: SpawnGatewayOptions = {}): Promise<SpawnedGateway> {
   const home = options.env?.ATRIUM_HOME ?? mkdtempSync(join(tmpdir(), 'atrium-home-'));
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN], {
+  const main = options.main ?? MAIN;
+  const loader = main.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, main], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ATRIUM_HOME: home, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

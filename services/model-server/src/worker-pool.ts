@@ -85,7 +85,10 @@ interface Slot {
   ready: boolean;
 }
 
-const WORKER_URL = new URL('./infer-worker.ts', import.meta.url);
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './infer-worker.ts' : './infer-worker.js',
+  import.meta.url,
+);
 
 /**
  * tsx registers its loader on the main thread only, so a worker started from a `.ts` file

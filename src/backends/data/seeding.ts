@@ -4,6 +4,7 @@ import { checkIsolationOptions, DEFAULT_ISOLATION_OPTIONS, isolationFor } from '
 import type { SqlExecutor } from './sql-executor.js';
 import { runInTransaction } from './tenant-data-source.js';
 import type { TenantDataRef } from './types.js';
+import { importableModuleFile } from '../../util/module-file.js';
 
 /** Where a seed writes: the tenant (its `tenant_id` value) and the schema its tables are in. */
 export interface SeedTarget {
@@ -60,12 +61,14 @@ export function loadSeedModule(path: string): Promise<SeedFunction> {
   }
   let pending = loaded.get(path);
   if (pending === undefined) {
-    pending = import(pathToFileURL(path).href).then((module: { seed?: unknown }) => {
-      if (typeof module.seed !== 'function') {
-        throw new TypeError(`the seed module ${path} does not export a function named seed`);
-      }
-      return module.seed as SeedFunction;
-    });
+    pending = import(pathToFileURL(importableModuleFile(path)).href).then(
+      (module: { seed?: unknown }) => {
+        if (typeof module.seed !== 'function') {
+          throw new TypeError(`the seed module ${path} does not export a function named seed`);
+        }
+        return module.seed as SeedFunction;
+      },
+    );
     loaded.set(path, pending);
     pending.catch(() => loaded.delete(path));
   }

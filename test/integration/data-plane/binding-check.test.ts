@@ -262,7 +262,8 @@ describe('bindings checked against each tenant’s catalog', () => {
         })),
       }),
     );
-    const result = await run('npx', ['tsx', 'scripts/check.ts'], {
+    // `atrium check` from its source (`npm run check` runs the same).
+    const result = await run(process.execPath, ['--import', 'tsx', 'scripts/atrium.ts', 'check'], {
       cwd: ROOT,
       env: { ...process.env, ATRIUM_CONFIG: config, DATABASE_URL: TEST_DB_URL },
     }).then(

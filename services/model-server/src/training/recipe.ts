@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
@@ -125,7 +126,10 @@ export function parseRecipes(value: unknown, source: string): readonly ModelReci
 
 /** Imports a recipe module (a path, resolved from the working directory) and checks it. */
 export async function loadRecipes(modulePath: string): Promise<readonly ModelRecipe[]> {
-  const file = path.resolve(modulePath);
+  const source = path.resolve(modulePath);
+  // Built (dist/): a `.ts` recipe module named by a config exists as its `.js` sibling.
+  const built = source.replace(/\.ts$/, '.js');
+  const file = source.endsWith('.ts') && !existsSync(source) && existsSync(built) ? built : source;
   let module: Record<string, unknown>;
   try {
     module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
