@@ -83,7 +83,7 @@ describe('docker-compose.yml', () => {
     // The one-shot migration: after PostgreSQL is healthy, never restarted.
     const migrate = obj(services.migrate, 'migrate');
     expect(arr(migrate.command, 'command').join(' ')).toContain(
-      'npm run -s db:migrate && npm run -s db:seed',
+      'node dist/scripts/db-migrate.js && node dist/scripts/db-seed.js',
     );
     expect(obj(migrate.depends_on, 'migrate depends_on')).toEqual({
       postgres: { condition: 'service_healthy' },
@@ -174,26 +174,19 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('runs as the unprivileged node user, with node (not npm) as PID 1', () => {
+  it('runs the compiled code as the unprivileged node user, with node (not npm or tsx) as PID 1', () => {
     const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
     expect(runtime).toMatch(/^USER node$/m);
     expect(runtime).not.toMatch(/^USER root/m);
     const commands = [...dockerfile.matchAll(/^CMD (\[.*\])$/gm)].map(
       (m) => JSON.parse(m[1]!) as string[],
     );
+    // The compiled code on plain node: tsx is a development tool, not in the image.
     expect(commands).toEqual([
-      [
-        'node',
-        '--import',
-        'tsx',
-        'services/model-server/src/main.ts',
-        '--host',
-        '0.0.0.0',
-        '--port',
-        '8001',
-      ],
-      ['node', '--import', 'tsx', 'src/main.ts'],
+      ['node', 'dist/services/model-server/src/main.js', '--host', '0.0.0.0', '--port', '8001'],
+      ['node', 'dist/src/main.js'],
     ]);
+    expect(dockerfile).not.toMatch(/tsx/);
   });
 
   it('keeps secrets, local installs and generated files out of the build context', () => {
