@@ -201,19 +201,11 @@ async function main(): Promise<void> {
     : await startDemo(env, bootLogger, demoPath);
   const app = await createApp(config, { devKeys: demo?.devKeys, worker: cluster.isWorker });
   const { logger } = app;
-  const url = await app.listen();
-  if (demo) await startReferences(demo, url, config, logger);
-  if (demo)
-    console.log(
-      await banner(
-        url,
-        config.dev?.exampleQuery ?? DEFAULT_EXAMPLE_QUERY,
-        demo,
-        app.registry,
-        config.production,
-      ),
-    );
 
+  // The signal handlers go in before the gateway listens: a supervisor (or a test) may stop it
+  // as soon as it answers, while the demo's reference services are still starting, and a
+  // default SIGTERM then would orphan them.
+  let references: Promise<void> = Promise.resolve();
   let signals = 0;
   const shutdown = (signal: string) => {
     signals += 1;
@@ -222,9 +214,11 @@ async function main(): Promise<void> {
     if (signals > 2) process.exit(1);
     if (signals > 1) return;
     logger.info({ signal }, 'draining');
-    // The model server child goes once the gateway has drained and closed what it built.
+    // The demo's children go once the gateway has drained and closed what it built, and once
+    // those still starting have started (so none is left behind).
     app
       .stop()
+      .finally(() => references.catch(() => undefined))
       .finally(() =>
         Promise.allSettled([
           demo?.modelServer?.stop(),
@@ -245,6 +239,22 @@ async function main(): Promise<void> {
   onShutdownRequest(() => {
     if (signals === 0) shutdown('primary');
   });
+
+  const url = await app.listen();
+  if (demo) {
+    references = startReferences(demo, url, config, logger);
+    await references;
+  }
+  if (demo && signals === 0)
+    console.log(
+      await banner(
+        url,
+        config.dev?.exampleQuery ?? DEFAULT_EXAMPLE_QUERY,
+        demo,
+        app.registry,
+        config.production,
+      ),
+    );
   process.on('unhandledRejection', (reason) =>
     logger.error({ err: reason }, 'unhandled rejection'),
   );
