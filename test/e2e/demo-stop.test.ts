@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.js';
 import { spawnGateway } from '../support/spawn-gateway.js';
+import { processAlive } from '../support/exclusive.js';
 
 /** Pids of the processes whose command line contains `needle` (from /proc). */
 function processesWith(needle: string): number[] {
@@ -34,15 +35,6 @@ function childrenOf(pid: number): number[] {
   return found;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('a demo gateway stopped as soon as it listens', () => {
   it('takes its model server and the reference services still starting down with it', async () => {
     const gateway = await spawnGateway({});
@@ -55,7 +47,7 @@ describe('a demo gateway stopped as soon as it listens', () => {
     // The reference services name the gateway's JWKS URL, with its port, on their command line.
     const jwks = `--jwks http://127.0.0.1:${port}/`;
     await eventually(() => {
-      expect(children.filter(alive)).toEqual([]);
+      expect(children.filter(processAlive)).toEqual([]);
       expect(processesWith(jwks)).toEqual([]);
     }, 10_000);
   });

@@ -9,6 +9,7 @@ import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateDevKeys, mintDevToken } from '../../src/auth/dev-keys.js';
 import { spawnGateway, type SpawnedGateway } from '../support/spawn-gateway.js';
+import { processAlive } from '../support/exclusive.js';
 
 // Graceful shutdown of the real process (`node --import tsx src/main.ts`, demo mode, with
 // Redis): SIGTERM under load → every request the gateway had accepted completes, new
@@ -45,15 +46,6 @@ async function modelServerPid(pid: number): Promise<number | undefined> {
   }));
   const line = stdout.split('\n').find((l) => l.includes('model-server'));
   return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function connectionRefused(url: string): Promise<boolean> {
@@ -202,7 +194,7 @@ describe('graceful shutdown', () => {
     expect(gateway.output()).toMatch(/"msg":"draining"/);
     expect(gateway.output()).not.toMatch(/shutdown failed|unhandled rejection/);
     // The model server child is gone (not orphaned), and so are the Redis connections.
-    expect(alive(modelServer ?? 0), `model server ${modelServer}`).toBe(false);
+    expect(processAlive(modelServer ?? 0), `model server ${modelServer}`).toBe(false);
     expect(await connectionRefused(modelServerUrl ?? '')).toBe(true);
     expect(await redisClientsOfDb()).toBe(0);
   }, 90_000);

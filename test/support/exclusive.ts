@@ -25,7 +25,7 @@ export async function holdExclusive(
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = Number(await readFile(owner, 'utf8').catch(() => ''));
-    if (Number.isInteger(holder) && holder > 0 && !alive(holder)) {
+    if (Number.isInteger(holder) && holder > 0 && !processAlive(holder)) {
       await rm(dir, { recursive: true, force: true });
       continue;
     }
@@ -35,7 +35,8 @@ export async function holdExclusive(
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` exists (one of another user counts: signalling it is refused, EPERM). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -3,20 +3,9 @@ import { GatewayError } from '../../../src/errors.js';
 import { createOipClient, type OipClient } from '../../../src/backends/inference/oip-client.js';
 import { createPredictor, type Predictor } from '../../../src/backends/inference/predictor.js';
 import { spawnModelServer, type SpawnedModelServer } from '../../../services/model-server/spawn.js';
+import type { StatsSnapshot } from '../../../services/model-server/src/stats.js';
 
-interface ServerStats {
-  inferRequests: Record<string, number>;
-  inferredRows: Record<string, number>;
-  inferErrors: Record<string, number>;
-  recentCalls: {
-    model: string;
-    rows: number;
-    ok: boolean;
-    requestId?: string;
-    traceparent?: string;
-    binary?: boolean;
-  }[];
-}
+type ServerStats = StatsSnapshot;
 
 /** The request a prediction is for. */
 const ORIGIN = { requestId: 'req-integration' };
