@@ -135,22 +135,42 @@ describe('Dockerfile', () => {
     name: m[2]!,
   }));
 
-  it('is multi-stage: npm ci with dev deps, build, prune; the gateway is the default target', () => {
+  it('is multi-stage: npm ci with dev deps and build; one production install per image', () => {
     expect(stages.map((s) => s.name)).toEqual([
       'base',
+      'manifests',
       'deps',
       'build',
+      'gateway-deps',
+      'model-server-deps',
       'runtime',
       'model-server',
       'gateway',
     ]);
     expect(dockerfile).toMatch(/ARG NODE_IMAGE=node:20-/);
-    expect(dockerfile).toMatch(/npm ci\b/);
+    expect(dockerfile).toMatch(/npm ci --ignore-scripts/);
     expect(dockerfile).toMatch(/npm run -s build:playground/);
     expect(dockerfile).toMatch(/npm run -s models:build/);
-    expect(dockerfile).toMatch(/npm prune --omit=dev/);
-    // Only the pruned tree reaches the runtime stage.
-    expect(dockerfile).toMatch(/COPY --from=build \/app\/node_modules \.\/node_modules/);
+    // Every workspace's manifest is in place before any `npm ci` (else the lockfile mismatches).
+    const workspaces = (JSON.parse(readText('package.json')) as { workspaces: string[] })
+      .workspaces;
+    for (const dir of workspaces) {
+      expect(dockerfile).toContain(`COPY ${dir}/package.json ${dir}/`);
+    }
+    // The gateway's install is the root package alone (no onnxruntime-node); the model
+    // server's is its workspace's; each image copies its own, never the build stage's tree.
+    const section = (name: string) => {
+      const start = dockerfile.search(new RegExp(`^FROM \\S+ AS ${name}$`, 'm'));
+      const next = dockerfile.slice(start + 1).search(/^FROM /m);
+      return next === -1 ? dockerfile.slice(start) : dockerfile.slice(start, start + 1 + next);
+    };
+    expect(section('gateway-deps')).toMatch(/npm ci --omit=dev --workspaces=false/);
+    expect(section('model-server-deps')).toMatch(
+      /npm ci --omit=dev --workspace=@atrium\/model-server/,
+    );
+    expect(section('gateway')).toMatch(/^COPY --from=gateway-deps \/app\/node_modules/m);
+    expect(section('model-server')).toMatch(/^COPY --from=model-server-deps \/app\/node_modules/m);
+    expect(dockerfile).not.toMatch(/COPY --from=build \/app\/node_modules/);
   });
 
   it('runs only scripts the package has and copies only paths the build stage has', () => {
@@ -159,14 +179,9 @@ describe('Dockerfile', () => {
     const run = [...dockerfile.matchAll(/npm run -s ([\w:-]+)/g)].map((m) => m[1]!);
     expect(run.length).toBeGreaterThan(0);
     for (const name of run) expect(Object.keys(scripts), name).toContain(name);
-    // What the build stage makes (not in the repository): the pruned tree, the compiled code,
-    // the trained models and the playground bundle.
-    const built = new Set([
-      'node_modules',
-      'dist',
-      'services/model-server/models',
-      'playground/dist',
-    ]);
+    // What the build stage makes (not in the repository): the compiled code, the trained
+    // models and the playground bundle.
+    const built = new Set(['dist', 'services/model-server/models', 'playground/dist']);
     const copied = [...dockerfile.matchAll(/^COPY --from=build \/app\/(\S+)/gm)].map((m) => m[1]!);
     expect(copied).toContain('dist');
     for (const path of copied) {
