@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,5 +50,49 @@ describe('npm run build && node dist/src/main.js (demo mode)', () => {
     expect(JSON.stringify(body.data)).toMatch(/"label":"\w+"/);
     // The process tree ran compiled code only: no tsx loader in the gateway's arguments.
     expect(gateway.process.spawnargs.join(' ')).not.toContain('tsx');
+  });
+});
+
+describe("the gateway's production install (the gateway image's node_modules)", () => {
+  let app: string;
+
+  beforeAll(async () => {
+    // What the Dockerfile's gateway-deps stage does: the manifests, then the root package's
+    // production dependencies alone; the compiled code beside them.
+    app = mkdtempSync(join(tmpdir(), 'atrium-gateway-install-'));
+    for (const file of ['package.json', 'package-lock.json', '.npmrc']) {
+      cpSync(join(ROOT, file), join(app, file));
+    }
+    const { workspaces } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      workspaces: string[];
+    };
+    for (const dir of workspaces) {
+      mkdirSync(join(app, dir), { recursive: true });
+      cpSync(join(ROOT, dir, 'package.json'), join(app, dir, 'package.json'));
+    }
+    await run(
+      'npm',
+      ['ci', '--omit=dev', '--workspaces=false', '--ignore-scripts', '--prefer-offline'],
+      { cwd: app, timeout: 150_000 },
+    );
+    cpSync(join(ROOT, 'dist'), join(app, 'dist'), { recursive: true });
+  }, 180_000);
+
+  afterAll(() => {
+    if (app) rmSync(app, { recursive: true, force: true });
+  });
+
+  it('holds no onnxruntime-node, and the compiled gateway runs on it (atrium check)', async () => {
+    expect(existsSync(join(app, 'node_modules', 'onnxruntime-node'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules', 'graphql'))).toBe(true);
+    const { stdout } = await run(
+      process.execPath,
+      [join('dist', 'scripts', 'atrium.js'), 'check'],
+      {
+        cwd: app,
+        env: { ...process.env, ATRIUM_HOME: home },
+      },
+    );
+    expect(stdout).toMatch(/2 of 2 tenants match the schema/);
   });
 });
