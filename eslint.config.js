@@ -40,6 +40,7 @@ const layers = {
   ],
 };
 const noGraphqlPackage = new Set([
+  'limits',
   'sources',
   'loaders',
   'backends',

@@ -32,7 +32,7 @@ import { createSchemaVariants } from './graphql/variants.js';
 import { createTenantRealms } from './graphql/realm.js';
 import { type AdmissionControl, createAdmissionControl } from './limits/admission.js';
 import { createConcurrencyLimiter } from './limits/concurrency.js';
-import { operationLimitsPlugin } from './limits/operation-limits.js';
+import { operationLimitsPlugin } from './server/operation-limits.js';
 import { createRateLimiter } from './limits/rate-limit.js';
 import type {
   PredictionLoadersOptions,

@@ -10,7 +10,7 @@ import {
 } from 'graphql';
 import { compileQuery, type CompiledQuery, isCompiledQuery } from 'graphql-jit';
 import { LRUCache } from 'lru-cache';
-import { analyzeOperation } from '../limits/operation-analysis.js';
+import { analyzeOperation } from './operation-analysis.js';
 
 /** Apollo Server's gateway interface (the one seam AS5 leaves for a custom executor). */
 export type JitGateway = ApolloServerOptionsWithGateway<BaseContext>['gateway'];

@@ -8,7 +8,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { upstreamTraceparent } from '../telemetry/tracing.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
 import type { Tenant } from '../tenancy/tenant.js';
-import { checkRequestSize } from '../limits/operation-limits.js';
+import { checkRequestSize } from './operation-limits.js';
 import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
 import { parseBody, readBody } from './body.js';
 import { type CorsPolicy, isPreflight } from './cors.js';

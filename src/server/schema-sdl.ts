@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type GraphQLSchema, printSchema } from 'graphql';
 import { GatewayError } from '../errors.js';
-import { introspectionRefused } from '../limits/operation-limits.js';
+import { introspectionRefused } from './operation-limits.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { admitRequest, type ContextDependencies } from './context.js';

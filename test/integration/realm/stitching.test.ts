@@ -6,7 +6,7 @@ import { createRealmSchema } from '../../../services/realm/src/realm-schema.js';
 import { RealmSchemaError, stitchRealm } from '../../../src/graphql/realm.js';
 import { loadGatewaySchema } from '../../../src/graphql/schema.js';
 import { createSchemaVariants } from '../../../src/graphql/variants.js';
-import { operationCost, selectOperation } from '../../../src/limits/operation-analysis.js';
+import { operationCost, selectOperation } from '../../../src/graphql/operation-analysis.js';
 import { DEFAULT_SCHEMA_FILES } from '../../../src/config/schema.js';
 
 // The stitching itself, on the demo's SDL and the reference realm's schema (executed in

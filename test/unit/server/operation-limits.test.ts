@@ -13,7 +13,7 @@ import {
   checkRequestSize,
   operationLimitsPlugin,
   type OperationLimitsContext,
-} from '../../../src/limits/operation-limits.js';
+} from '../../../src/server/operation-limits.js';
 import { formatError } from '../../../src/server/format-error.js';
 
 // The real SDL (with its @cost/@listSize) and no resolvers: nothing here reaches a backend,

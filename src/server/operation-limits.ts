@@ -12,7 +12,7 @@ import {
   type OperationShape,
   operationCost,
   selectOperation,
-} from './operation-analysis.js';
+} from '../graphql/operation-analysis.js';
 
 /** List size of a list field that declares no `@listSize` and has no slicing argument. */
 export const DEFAULT_LIST_SIZE = 10;

@@ -8,7 +8,7 @@ import {
   countValues,
   operationCost,
   selectOperation,
-} from '../../../src/limits/operation-analysis.js';
+} from '../../../src/graphql/operation-analysis.js';
 
 const { schema } = demoSchema();
 
