@@ -41,6 +41,9 @@ export interface DeviceCounters {
   maxBusy: number;
   /** Most calls waiting for an instance at once. */
   maxQueued: number;
+  /** Instances executing a call now, and calls waiting for one now (not reset). */
+  busy: number;
+  queued: number;
 }
 
 /** One model version's device. */
@@ -125,7 +128,14 @@ export function createDevice(
       }
     },
     counters() {
-      return { instances, callCostMs, ...counters, busyMs: Math.round(counters.busyMs * 10) / 10 };
+      return {
+        instances,
+        callCostMs,
+        ...counters,
+        busyMs: Math.round(counters.busyMs * 10) / 10,
+        busy,
+        queued: waiting.length,
+      };
     },
     reset() {
       counters = { calls: 0, busyMs: 0, maxBusy: busy, maxQueued: waiting.length };

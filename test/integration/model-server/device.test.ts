@@ -140,6 +140,8 @@ describe('device settings from the flags (--call-cost-ms, --instances)', () => {
       busyMs: 0,
       maxBusy: 0,
       maxQueued: 0,
+      busy: 0,
+      queued: 0,
     });
   });
 
