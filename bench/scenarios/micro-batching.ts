@@ -36,8 +36,11 @@ const QUERY = 'query Churn($id: ID!) { customer(id: $id) { churnRisk { score } }
 export const BACKEND_CALL_COST_MS = 8;
 /** Its device: `<model>/<version>` the bench tenant calls. */
 const BACKEND_DEVICE = 'churn/2';
-/** Requests per connection in its counted runs (unbatched it serves ~1 request per cost). */
-const BACKEND_COUNTED_PER_CONNECTION = 5;
+/**
+ * Requests per connection in its counted runs, as many as the gateway-bound ones: fewer would
+ * let the first burst of 64 (one big batch) inflate rows per call. Unbatched that is ~15 s.
+ */
+const BACKEND_COUNTED_PER_CONNECTION = COUNTED_PER_CONNECTION;
 
 function modelCores(runs: readonly LoadResult[]): string {
   return median(runs.map((r) => r.otherCores?.['model server'] ?? Number.NaN)).toFixed(2);
