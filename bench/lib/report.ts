@@ -63,6 +63,8 @@ function shown(value: number): string {
   if (!Number.isFinite(value)) return 'n/a';
   if (Math.abs(value) >= 100) return value.toFixed(0);
   if (Math.abs(value) >= 10) return value.toFixed(1);
+  // Two significant digits below 0.1 (e.g. 0.016 infer calls per request), not "0.02".
+  if (value !== 0 && Math.abs(value) < 0.1) return value.toPrecision(2);
   return value.toFixed(2);
 }
 

@@ -42,6 +42,13 @@ export interface SpawnModelServerOptions {
   queue?: number;
   /** Request body limit in bytes (server default 8 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Per model name, the fixed milliseconds each infer call holds an instance of its device
+   * (`--call-cost-ms <model>=<ms>`), replacing the config's `call_cost_ms`.
+   */
+  callCostMs?: Readonly<Record<string, number>>;
+  /** Per model name, its instances per version (`--instances <model>=<n>`). */
+  instances?: Readonly<Record<string, number>>;
   /** How long to wait for the ready line. */
   timeoutMs?: number;
 }
@@ -82,6 +89,10 @@ export function spawnModelServer(
   if (options.queue !== undefined) args.push('--queue', String(options.queue));
   if (options.maxBodyBytes !== undefined)
     args.push('--max-body-bytes', String(options.maxBodyBytes));
+  for (const [model, ms] of Object.entries(options.callCostMs ?? {}))
+    args.push('--call-cost-ms', `${model}=${ms}`);
+  for (const [model, n] of Object.entries(options.instances ?? {}))
+    args.push('--instances', `${model}=${n}`);
 
   return spawnReadyProcess({
     name: 'model-server',

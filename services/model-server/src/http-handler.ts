@@ -5,6 +5,7 @@ import {
   modelMetadataBody,
   parseInferRequest,
 } from './protocol.js';
+import type { Device, DeviceCall } from './device.js';
 import type { ModelRepository, ServedModel } from './repository.js';
 import type { RecentCall, ServerStats } from './stats.js';
 import {
@@ -21,6 +22,8 @@ export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
 export interface ModelServerHandlerOptions {
   repository: ModelRepository;
   pool: Pick<InferencePool, 'run'>;
+  /** The devices of the `<model>/<version>`s that have one; the others run on the pool alone. */
+  devices?: ReadonlyMap<string, Device>;
   stats: ServerStats;
   /** `name` in server metadata. */
   serverName: string;
@@ -55,6 +58,7 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
     );
   }
   const { repository, pool, stats } = options;
+  const devices = options.devices ?? new Map<string, Device>();
 
   const resolve = (
     name: string,
@@ -81,6 +85,7 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
     let key = 'unresolved';
     let rows = 0;
     let ok = false;
+    let deviceCall: DeviceCall | undefined;
     try {
       const target = resolve(name, version);
       key = `${target.model.name}/${target.version}`;
@@ -103,7 +108,12 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
         headerLength === undefined ? undefined : bytes.subarray(headerLength),
       );
       rows = request.rows;
-      const outputs = await pool.run(key, request.inputs, request.outputs);
+      const compute = () => pool.run(key, request.inputs, request.outputs);
+      const device = devices.get(key);
+      const outputs =
+        device === undefined
+          ? await compute()
+          : await device.run(compute, (executed) => (deviceCall = executed));
       stats.recordInfer(key, request.rows);
       ok = true;
       sendJson(res, 200, inferResponseBody(target.model, target.version, request.id, outputs));
@@ -117,6 +127,7 @@ export function createModelServerHandler(options: ModelServerHandlerOptions): Ha
       if (requestId !== undefined) call.requestId = requestId;
       const traceparent = headerOf(req, 'traceparent');
       if (traceparent !== undefined) call.traceparent = traceparent;
+      if (deviceCall !== undefined) call.device = deviceCall;
       stats.recordCall(call);
     }
   };

@@ -8,6 +8,10 @@ import { z } from 'zod';
 
 /** Tensor element types this server can feed to / read from onnxruntime. */
 export const SUPPORTED_DATATYPES = ['FP32'] as const;
+/** Largest `instance_group` total. */
+export const MAX_INSTANCES = 64;
+/** Largest `call_cost_ms`: below the worker pool's 30 s run timeout. */
+export const MAX_CALL_COST_MS = 10_000;
 
 const tensorConfigSchema = z.object({
   name: z.string().min(1),
@@ -45,6 +49,22 @@ export const modelConfigSchema = z.object({
   /** Which version folders are served. Default `all` (Triton's default is latest 1). */
   version_policy: versionPolicySchema.default({ all: {} }),
   description: z.string().optional(),
+  /**
+   * Triton's instance groups: how many calls of one version may execute at once (the sum of
+   * the groups' `count`). Absent: no limit of its own; calls share the worker pool.
+   */
+  instance_group: z
+    .array(z.object({ count: z.number().int().min(1).max(MAX_INSTANCES).default(1) }))
+    .min(1)
+    .refine((groups) => groups.reduce((n, g) => n + g.count, 0) <= MAX_INSTANCES, {
+      message: `at most ${MAX_INSTANCES} instances in all`,
+    })
+    .optional(),
+  /**
+   * A fixed time (ms) each infer call holds its instance before the real compute runs, as the
+   * launch and transfer cost of a GPU server does. With it and no `instance_group`: 1 instance.
+   */
+  call_cost_ms: z.number().nonnegative().max(MAX_CALL_COST_MS).optional(),
   /** The file each version folder holds (Triton's field; default `model.onnx`). */
   default_model_filename: z
     .string()

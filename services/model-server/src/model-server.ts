@@ -1,8 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createDevice, type Device, type DeviceSettings } from './device.js';
 import { createModelServerHandler, DEFAULT_MAX_BODY_BYTES } from './http-handler.js';
 import type { TensorConfig } from './model-config.js';
-import { loadModelRepository, type ModelRepository, ModelRepositoryError } from './repository.js';
+import {
+  loadModelRepository,
+  type ModelRepository,
+  ModelRepositoryError,
+  type ServedModel,
+} from './repository.js';
 import { createServerStats, type ServerStats } from './stats.js';
 import { ensureModelRepository } from './training/build-repository.js';
 import {
@@ -41,6 +47,12 @@ export interface ModelServerOptions {
    */
   recipes?: string;
   drainTimeoutMs?: number;
+  /**
+   * Per model name, device settings that replace its config's (`--call-cost-ms`,
+   * `--instances`), for every served version; the one not given keeps the config's value
+   * (or 1 instance, 0 ms). A name the repository does not serve fails the start.
+   */
+  devices?: Readonly<Record<string, Partial<DeviceSettings>>>;
   /** Diagnostics (repository warnings, internal errors). */
   log: (message: string) => void;
 }
@@ -64,8 +76,17 @@ export async function startModelServer(options: ModelServerOptions): Promise<Run
     options.recipes === undefined
       ? { built: false }
       : await ensureModelRepository({ repo: options.repo, recipes: options.recipes });
-  const repository = await loadModelRepository(options.repo);
+  const repository = withDevices(await loadModelRepository(options.repo), options.devices ?? {});
   for (const warning of repository.warnings) options.log(`warning: ${warning}`);
+  const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+  const devices = new Map<string, Device>();
+  for (const model of repository.models.values()) {
+    if (model.device === undefined) continue;
+    for (const v of model.versions) {
+      const key = `${model.name}/${v}`;
+      devices.set(key, createDevice(key, model.device, maxQueue));
+    }
+  }
 
   const models = [...repository.models.values()].flatMap((m) =>
     m.versions.map((v) => ({ key: `${m.name}/${v}`, file: m.files.get(v)! })),
@@ -73,7 +94,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Run
   const pool = await createInferencePool({
     models,
     size: options.workers ?? DEFAULT_POOL_SIZE,
-    maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
+    maxQueue,
   });
   try {
     checkSignatures(repository, pool);
@@ -82,12 +103,13 @@ export async function startModelServer(options: ModelServerOptions): Promise<Run
     throw err;
   }
 
-  const stats = createServerStats();
+  const stats = createServerStats(devices);
   let ready = false;
   const server = createServer(
     createModelServerHandler({
       repository,
       pool,
+      devices,
       stats,
       serverName: MODEL_SERVER_NAME,
       serverVersion: MODEL_SERVER_VERSION,
@@ -129,6 +151,40 @@ export async function startModelServer(options: ModelServerOptions): Promise<Run
       return closing;
     },
   };
+}
+
+/**
+ * The repository with the given device settings in place of the configs' (and in the served
+ * config, so `GET …/config` shows what is served).
+ */
+function withDevices(
+  repository: ModelRepository,
+  overrides: Readonly<Record<string, Partial<DeviceSettings>>>,
+): ModelRepository {
+  const models = new Map<string, ServedModel>(repository.models);
+  for (const [name, override] of Object.entries(overrides)) {
+    const model = models.get(name);
+    if (model === undefined) {
+      throw new ModelRepositoryError(
+        `device settings name model "${name}", which ${repository.root} does not serve ` +
+          `(it serves ${[...models.keys()].join(', ')})`,
+      );
+    }
+    const device: DeviceSettings = {
+      instances: override.instances ?? model.device?.instances ?? 1,
+      callCostMs: override.callCostMs ?? model.device?.callCostMs ?? 0,
+    };
+    models.set(name, {
+      ...model,
+      device,
+      config: {
+        ...model.config,
+        instance_group: [{ count: device.instances }],
+        call_cost_ms: device.callCostMs,
+      },
+    });
+  }
+  return { ...repository, models };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { DeviceSettings } from './device.js';
 import { type ModelConfig, modelConfigSchema, type TensorConfig } from './model-config.js';
 import { parseTritonConfig, TritonConfigError } from './triton-config.js';
 
@@ -28,6 +29,11 @@ export interface ServedModel {
   latest: string;
   /** version → absolute path of its model file. */
   files: ReadonlyMap<string, string>;
+  /**
+   * Each version's device (`instance_group`, `call_cost_ms`); undefined when the config sets
+   * neither: its calls then share the worker pool with no limit of their own.
+   */
+  device: DeviceSettings | undefined;
   config: ModelConfig;
 }
 
@@ -182,7 +188,17 @@ async function loadModel(
     versions,
     latest: versions[versions.length - 1]!,
     files: new Map(served.map((v) => [String(v), onDisk.get(v)!])),
+    device: deviceOf(config),
     config,
+  };
+}
+
+/** The device a config asks for: `instance_group` instances (1 if only a cost is given). */
+export function deviceOf(config: ModelConfig): DeviceSettings | undefined {
+  if (config.instance_group === undefined && config.call_cost_ms === undefined) return undefined;
+  return {
+    instances: (config.instance_group ?? [{ count: 1 }]).reduce((n, g) => n + g.count, 0),
+    callCostMs: config.call_cost_ms ?? 0,
   };
 }
 

@@ -1,3 +1,5 @@
+import type { Device, DeviceCall, DeviceCounters } from './device.js';
+
 /**
  * Infer counters for tests and demos (not part of the protocol): how many infer calls and
  * rows each `<model>/<version>` served, how many infer calls were refused, and which requests
@@ -21,6 +23,8 @@ export interface RecentCall {
   traceparent?: string;
   /** Whether the inputs came as binary tensor data. */
   binary?: boolean;
+  /** Which instance of the model's device executed it, and when: only for a model with one. */
+  device?: DeviceCall;
 }
 
 /** The JSON body of `GET /stats`. */
@@ -36,6 +40,8 @@ export interface StatsSnapshot {
   inferErrors: Record<string, number>;
   /** The last {@link MAX_RECENT_CALLS} infer calls, oldest first. */
   recentCalls: RecentCall[];
+  /** Per `<model>/<version>` that has a device: its settings and counters. */
+  devices: Record<string, DeviceCounters>;
   /** When the counters were last reset (ISO 8601). */
   since: string;
 }
@@ -50,8 +56,11 @@ export interface ServerStats {
   reset(): void;
 }
 
-/** Creates zeroed counters; `now` is injectable for tests. */
-export function createServerStats(now: () => Date = () => new Date()): ServerStats {
+/** Creates zeroed counters over `devices` (reset with them); `now` is injectable for tests. */
+export function createServerStats(
+  devices: ReadonlyMap<string, Device> = new Map(),
+  now: () => Date = () => new Date(),
+): ServerStats {
   let requests = new Map<string, number>();
   let rows = new Map<string, number>();
   let errors = new Map<string, number>();
@@ -78,6 +87,7 @@ export function createServerStats(now: () => Date = () => new Date()): ServerSta
         inferredRows: Object.fromEntries(rows),
         inferErrors: Object.fromEntries(errors),
         recentCalls: recent.map((call) => ({ ...call })),
+        devices: Object.fromEntries([...devices].map(([key, device]) => [key, device.counters()])),
         since: since.toISOString(),
       };
     },
@@ -86,6 +96,7 @@ export function createServerStats(now: () => Date = () => new Date()): ServerSta
       rows = new Map();
       errors = new Map();
       recent = [];
+      for (const device of devices.values()) device.reset();
       since = now();
     },
   };

@@ -1,11 +1,13 @@
-import type { ModelConfigInput } from './model-config.js';
+import { MAX_CALL_COST_MS, type ModelConfigInput } from './model-config.js';
 
 /**
  * Reads Triton's `config.pbtxt` (a `ModelConfig` message in protobuf text format) into this
  * server's config shape, with Triton's semantics: when `max_batch_size` > 0 the `dims` leave
  * out the batch dimension (it is added as -1, and `max_batch_size` caps it); without a
- * `version_policy` only the latest version is served. Fields that only tune Triton's
- * scheduling (instance groups, dynamic batching, warm-up, …) are ignored with a warning;
+ * `version_policy` only the latest version is served; `instance_group` counts are the
+ * instances of each version's device, and `parameters { key: "call_cost_ms" … }` its fixed cost
+ * per call. Other fields that only tune Triton's scheduling (dynamic batching, warm-up, …)
+ * are ignored with a warning;
  * fields that would change what a request means (reshape, sequence batching, ensembles, …)
  * are refused, so a repository is never served differently from how Triton would serve it.
  */
@@ -31,11 +33,9 @@ interface Message {
 
 /** Top-level fields that tune Triton's scheduling or performance, not the answers. */
 const IGNORED_FIELDS = new Set([
-  'instance_group',
   'dynamic_batching',
   'optimization',
   'model_warmup',
-  'parameters',
   'response_cache',
   'model_operations',
   'model_transaction_policy',
@@ -70,6 +70,8 @@ export function parseTritonConfig(text: string): TritonConfig {
         'output',
         'version_policy',
         'default_model_filename',
+        'instance_group',
+        'parameters',
       ].includes(field.name)
     ) {
       throw new TritonConfigError(
@@ -137,7 +139,70 @@ export function parseTritonConfig(text: string): TritonConfig {
   if (name !== undefined) config.name = name;
   const filename = optionalString(root, 'default_model_filename');
   if (filename !== undefined) config.default_model_filename = filename;
+  const groups = instanceGroups(root, warnings);
+  if (groups !== undefined) config.instance_group = groups;
+  const callCostMs = parameters(root, warnings);
+  if (callCostMs !== undefined) config.call_cost_ms = callCostMs;
   return { config, warnings };
+}
+
+/**
+ * `instance_group [ { count: 2 kind: KIND_GPU } ]`: the counts (Triton's default 1 each). Where
+ * instances would run (kind, gpus, …) does not apply here: every one is a slot of this server.
+ */
+function instanceGroups(
+  root: Message,
+  warnings: string[],
+): ModelConfigInput['instance_group'] | undefined {
+  const fields = all(root, 'instance_group');
+  if (fields.length === 0) return undefined;
+  const ignored = new Set<string>();
+  const groups = fields.map((field, index) => {
+    const where = `instance_group[${index}]`;
+    const group = asMessage(field, where);
+    for (const f of group.fields) if (f.name !== 'count') ignored.add(f.name);
+    const count = optionalInteger(group, 'count', where) ?? 1;
+    if (count < 1) throw new TritonConfigError(`${where}.count must be >= 1, got ${count}`);
+    return { count };
+  });
+  if (ignored.size > 0) {
+    warnings.push(
+      `instance_group ${[...ignored].join(', ')} ignored: every instance runs on this server's worker pool`,
+    );
+  }
+  return groups;
+}
+
+/**
+ * `parameters { key: "call_cost_ms" value: { string_value: "8" } }` (Triton's map of backend
+ * settings): the device's fixed cost per call. Other keys are ignored with a warning.
+ */
+function parameters(root: Message, warnings: string[]): number | undefined {
+  let callCostMs: number | undefined;
+  all(root, 'parameters').forEach((field, index) => {
+    const where = `parameters[${index}]`;
+    const entry = asMessage(field, where);
+    const key = requiredString(entry, 'key', where);
+    if (key !== 'call_cost_ms') {
+      warnings.push(`parameters "${key}" is ignored by this server`);
+      return;
+    }
+    const valueField = all(entry, 'value');
+    if (valueField.length === 0) throw new TritonConfigError(`${where}.value is missing`);
+    const value = asMessage(single(valueField, `${where}.value`), `${where}.value`);
+    const text = requiredString(value, 'string_value', `${where}.value`);
+    const ms = Number(text);
+    if (text.trim() === '' || !Number.isFinite(ms) || ms < 0 || ms > MAX_CALL_COST_MS) {
+      throw new TritonConfigError(
+        `line ${field.line}: parameters "call_cost_ms" must be a number of milliseconds in 0..${MAX_CALL_COST_MS}, got "${text}"`,
+      );
+    }
+    if (callCostMs !== undefined) {
+      throw new TritonConfigError(`line ${field.line}: parameters "call_cost_ms" is given twice`);
+    }
+    callCostMs = ms;
+  });
+  return callCostMs;
 }
 
 function versionPolicy(root: Message): NonNullable<ModelConfigInput['version_policy']> {

@@ -178,6 +178,28 @@ describe('parseTritonConfig', () => {
     expect(warnings).toEqual(['dynamic_batching is ignored by this server']);
   });
 
+  it('reads instance_group counts and the call_cost_ms parameter, warning about the rest', () => {
+    const { config, warnings } = parseTritonConfig(`
+      input [ { name: "x" data_type: TYPE_FP32 dims: [1] } ]
+      output [ { name: "y" data_type: TYPE_FP32 dims: [1] } ]
+      instance_group [ { count: 2 kind: KIND_GPU gpus: [0, 1] }, { kind: KIND_CPU } ]
+      parameters { key: "call_cost_ms" value: { string_value: "7.5" } }
+      parameters [ { key: "intra_op_thread_count" value: { string_value: "1" } } ]
+    `);
+    expect(config).toMatchObject({
+      instance_group: [{ count: 2 }, { count: 1 }],
+      call_cost_ms: 7.5,
+    });
+    expect(warnings).toEqual([
+      "instance_group kind, gpus ignored: every instance runs on this server's worker pool",
+      'parameters "intra_op_thread_count" is ignored by this server',
+    ]);
+    // Neither given: no device, as before.
+    const plain = parseTritonConfig('input [ { name: "x" data_type: TYPE_FP32 dims: [1] } ]');
+    expect(plain.config).not.toHaveProperty('instance_group');
+    expect(plain.config).not.toHaveProperty('call_cost_ms');
+  });
+
   it.each([
     [
       'input [ { name: "x" data_type: TYPE_INT64 dims: [1] } ]',
