@@ -159,6 +159,9 @@ export function createApolloServer(
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: options.production,
     allowBatchedHttpRequests: false,
+    // Compact JSON: Apollo's default pretty-prints every answer (two-space indentation), which
+    // on a list of a few hundred objects is a third more bytes to build, send and parse.
+    stringifyResult: (result) => JSON.stringify(result),
     // APQ runs in the HTTP path, per tenant (server/persisted-queries.ts): Apollo's cache
     // has no tenant in its keys.
     persistedQueries: false,
