@@ -15,7 +15,7 @@ import { isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';
 import type { AdmissionControl } from '../limits/admission.js';
 import type { PredictionCacheEvent } from '../sources/inference/prediction-loaders.js';
-import { type Logger, REQUEST_LOG_MESSAGE } from '../telemetry/logger.js';
+import { type Logger, REQUEST_LOG_MESSAGE, requestLogger } from '../telemetry/logger.js';
 import { type GatewayMetrics, OK_OUTCOME } from '../telemetry/metrics.js';
 import {
   NOOP_TRACING,
@@ -101,6 +101,7 @@ const MAX_LOGGED_OPERATION = 100;
 
 export function createObservability(options: ObservabilityOptions): Observability {
   const { logger, metrics } = options;
+  const requestLog = requestLogger(logger);
   const tracing = options.tracing ?? NOOP_TRACING;
   const { tracer } = tracing;
   // Finds the request a GraphQL context belongs to without adding a field to GatewayContext.
@@ -210,8 +211,8 @@ export function createObservability(options: ObservabilityOptions): Observabilit
         durationMs: Math.round(durationMs * 10) / 10,
         aborted: aborted || undefined,
       };
-      if (status >= 500) logger.error(line, REQUEST_LOG_MESSAGE);
-      else logger.info(line, REQUEST_LOG_MESSAGE);
+      if (status >= 500) requestLog.error(line, REQUEST_LOG_MESSAGE);
+      else requestLog.info(line, REQUEST_LOG_MESSAGE);
     }
   }
 

@@ -35,6 +35,25 @@ export const REDACTED_PATHS: readonly string[] = [
 /** The message of the one line logged per finished request (server/observability.ts). */
 export const REQUEST_LOG_MESSAGE = 'request';
 
+/**
+ * The logger of the one line per finished request. That line is built in one place
+ * (server/observability.ts) from fixed fields — ids, route, tenant, operation name, status,
+ * codes, duration — none of them an object that could carry a header or variables, so only
+ * the top-level paths are censored: the wildcard paths of the backstop cost ~6 µs per line
+ * (pino walks every field), which on the cheapest request is ~2% of its CPU.
+ */
+export function requestLogger(logger: Logger): Logger {
+  return logger.child(
+    {},
+    {
+      redact: {
+        paths: REDACTED_PATHS.filter((path) => !path.includes('.')),
+        censor: '[redacted]',
+      },
+    },
+  );
+}
+
 /** JSON lines (pino), one object per line, with `service: "atrium"` on each. */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../../src/telemetry/logger.js';
+import { createLogger, requestLogger } from '../../../src/telemetry/logger.js';
 
 function capture() {
   const lines: string[] = [];
@@ -42,5 +42,24 @@ describe('logger', () => {
     expect(text).not.toContain('jane@example.com');
     expect(text).not.toContain('Jane Doe');
     expect(JSON.parse(lines[0]!).authorization).toBe('[redacted]');
+  });
+
+  it('the request logger still censors a top-level token, cookie or variables field', () => {
+    const { lines, logger } = capture();
+    requestLogger(logger).info(
+      { token: 'secret-token', cookie: 'sid=secret', variables: { email: 'jane@example.com' } },
+      'request',
+    );
+    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(line).toMatchObject({
+      service: 'atrium',
+      token: '[redacted]',
+      cookie: '[redacted]',
+      variables: '[redacted]',
+    });
+    expect(lines[0]).not.toContain('secret');
+    // The gateway's own logger keeps the full backstop after a request logger was made from it.
+    logger.info({ headers: { authorization: 'Bearer secret-token' } }, 'oops');
+    expect(lines[1]).not.toContain('secret');
   });
 });
