@@ -9,6 +9,7 @@ import { createDeadline, raceDeadline, withDeadline } from '../limits/deadline.j
 import { createLoaderRegistry } from '../loaders/registry.js';
 import type { SchemaBindings } from '../sources/bindings.js';
 import type { TenantChecks } from '../sources/sql/tenant-checks.js';
+import { createSharedLookups, type SharedLookups } from '../sources/sql/shared-lookups.js';
 import { createTenantData } from '../sources/sql/tenant-data.js';
 import type { IdentitySigner } from '../auth/identity.js';
 import type { ServiceClients } from '../backends/http/service-clients.js';
@@ -109,6 +110,17 @@ const noSecret = (): string => {
   throw new GatewayError('FORBIDDEN', 'No tenant service is configured.');
 };
 
+/** One set of shared lookups per data source: requests of a tenant join each other's. */
+const sharedLookups = new WeakMap<DataSource, SharedLookups>();
+function lookupsOf(dataSource: DataSource): SharedLookups {
+  let lookups = sharedLookups.get(dataSource);
+  if (!lookups) {
+    lookups = createSharedLookups(dataSource);
+    sharedLookups.set(dataSource, lookups);
+  }
+  return lookups;
+}
+
 /**
  * The per-request context of an admitted request: fresh loaders bound to its tenant. `ended`
  * aborts when the request is over before its answer (the client went away): backend calls
@@ -139,6 +151,8 @@ export function createRequestContext(
     data: createTenantData({
       tenant,
       dataSource,
+      // Each request waits for a shared lookup no longer than its own deadline.
+      lookups: withDeadline(lookupsOf(deps.dataSource), deadline, 'data backend'),
       loaders,
       bindings: deps.bindings,
       catalog: () => deps.tenantChecks.catalog(tenant),

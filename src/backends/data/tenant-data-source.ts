@@ -132,11 +132,20 @@ export function createTenantDataSource(
    */
   async function execute<R>(
     tenant: TenantDataRef,
-    statement: Statement,
+    build: () => Statement,
     stats: { roundTrips: number },
     timed: (run: () => Promise<R[]>) => Promise<R[]>,
   ) {
     const lease = await sessions.acquire(tenant);
+    // Built once a session is held, not before: a caller coalescing lookups (sources/sql
+    // shared-lookups.ts) keeps adding keys to a statement for as long as it waits for one.
+    let statement: Statement;
+    try {
+      statement = build();
+    } catch (error) {
+      lease.release(false);
+      throw error;
+    }
     if (tenant.data.strategy !== 'row') {
       let destroy = false;
       try {
@@ -172,16 +181,21 @@ export function createTenantDataSource(
     let rows: R[] = [];
     let durationMs = 0;
     try {
-      statement = build(target(tenant));
-      rows = await execute<R>(tenant, statement, stats, async (run) => {
-        issued = true;
-        const started = performance.now();
-        try {
-          return await run();
-        } finally {
-          durationMs = performance.now() - started;
-        }
-      });
+      const where = target(tenant);
+      rows = await execute<R>(
+        tenant,
+        () => (statement = build(where)),
+        stats,
+        async (run) => {
+          issued = true;
+          const started = performance.now();
+          try {
+            return await run();
+          } finally {
+            durationMs = performance.now() - started;
+          }
+        },
+      );
       ok = true;
       return rows;
     } catch (error) {

@@ -50,7 +50,8 @@ export interface QueryEvent {
 /**
  * A tenant's data, behind its isolation strategy. `query` runs one generated statement for one
  * tenant: `build` receives where the tenant's tables are (schema-qualified names; the `row`
- * strategy's tenant filter) and returns the statement. Nothing of it survives on a pooled
+ * strategy's tenant filter) and returns the statement. It is called once a session for the
+ * statement is held (never, if none comes), so what it builds may grow while it waits. Nothing of it survives on a pooled
  * connection: schema and database tenants run it alone (one round trip), row tenants inside a
  * transaction that sets the row role and the tenant for row-level security.
  */

@@ -11,6 +11,7 @@ import {
   type TableBinding,
 } from '../bindings.js';
 import type { CatalogColumn, TenantCatalog } from './catalog.js';
+import { createSharedLookups, type SharedLookups } from './shared-lookups.js';
 import {
   byColumnStatement,
   insertStatement,
@@ -36,6 +37,11 @@ export interface TenantDataOptions {
   dataSource: DataSource;
   loaders: LoaderRegistry;
   bindings: SchemaBindings;
+  /**
+   * Lookups by column shared with the other requests (the gateway's one per data source, see
+   * server/context.ts); default: this request's own, which joins nothing.
+   */
+  lookups?: SharedLookups | undefined;
   /** The tenant's catalog (cached per tenant), for key types, tenant_id and constraint names. */
   catalog: () => Promise<TenantCatalog | undefined>;
   /** The plan's largest `first`. */
@@ -112,7 +118,7 @@ export function decodeCursor(cursor: unknown, name = 'after'): string | undefine
   return text.slice(CURSOR_PREFIX.length);
 }
 
-function toRecord(table: TableBinding, row: Record<string, unknown>): DataRecord {
+function toRecord(table: TableBinding, row: Readonly<Record<string, unknown>>): DataRecord {
   const record = { [ROW]: row } as DataRecord;
   for (const column of table.columns) record[column.field] = row[column.column];
   return record;
@@ -170,6 +176,7 @@ function insertError(
 
 export function createTenantData(options: TenantDataOptions): TenantData {
   const { tenant, dataSource, loaders, bindings, maxPageSize } = options;
+  const lookups = options.lookups ?? createSharedLookups(dataSource);
   let catalogPromise: Promise<TenantCatalog | undefined> | undefined;
   const catalog = () => (catalogPromise ??= options.catalog().catch(() => undefined));
 
@@ -189,7 +196,10 @@ export function createTenantData(options: TenantDataOptions): TenantData {
     return known;
   }
 
-  function rowsOf(table: TableBinding, rows: Record<string, unknown>[]): DataRecord[] {
+  function rowsOf(
+    table: TableBinding,
+    rows: readonly Readonly<Record<string, unknown>>[],
+  ): DataRecord[] {
     const known = seenIn(table);
     return rows.map((row) => {
       const record = toRecord(table, row);
@@ -215,12 +225,18 @@ export function createTenantData(options: TenantDataOptions): TenantData {
         let found = new Map<string, DataRecord>();
         if (valid.length > 0) {
           try {
-            const rows = await dataSource.query(tenant, (target) =>
-              byColumnStatement(operation, table, column, valid, target),
-            );
-            found = new Map(
-              rows.map((row) => [keyOf(row[column]), toRecord(table, row)] as [string, DataRecord]),
-            );
+            const rows = await lookups.read(tenant, {
+              name: operation,
+              shape: table,
+              keys: valid,
+              keyColumn: column,
+              build: (keys, target) => byColumnStatement(operation, table, column, keys, target),
+            });
+            // The statement may have carried other requests' keys: only this batch's are read.
+            for (const key of valid) {
+              const row = rows.get(key)?.[0];
+              if (row) found.set(key, toRecord(table, row));
+            }
           } catch (error) {
             return values.map(() => (error instanceof Error ? error : new Error(String(error))));
           }
@@ -262,16 +278,16 @@ export function createTenantData(options: TenantDataOptions): TenantData {
       async (parents) => {
         const values = [...new Set(parents.map(keyOf))];
         try {
-          const rows = await dataSource.query(tenant, (target) =>
-            relationStatement(binding, values, limit, args, target),
-          );
+          const rows = await lookups.read(tenant, {
+            name,
+            shape: binding,
+            keys: values,
+            keyColumn: binding.childColumn,
+            build: (keys, target) => relationStatement(binding, keys, limit, args, target),
+          });
+          // Only this batch's parents are read (the statement may have carried others').
           const grouped = new Map<string, DataRecord[]>();
-          for (const record of rowsOf(binding.to, rows)) {
-            const key = keyOf(record[ROW][binding.childColumn]);
-            const list = grouped.get(key);
-            if (list) list.push(record);
-            else grouped.set(key, [record]);
-          }
+          for (const value of values) grouped.set(value, rowsOf(binding.to, rows.get(value) ?? []));
           return parents.map((p) => grouped.get(keyOf(p)) ?? []);
         } catch (error) {
           return parents.map(() => (error instanceof Error ? error : new Error(String(error))));

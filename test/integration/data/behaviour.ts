@@ -17,6 +17,10 @@ import type {
 import { readCatalog, type TenantCatalog } from '../../../src/sources/sql/catalog.js';
 import { checkTenantBindings } from '../../../src/sources/sql/check.js';
 import {
+  createSharedLookups,
+  type SharedLookups,
+} from '../../../src/sources/sql/shared-lookups.js';
+import {
   createTenantData,
   type DataRecord,
   encodeCursor,
@@ -79,10 +83,12 @@ export function requestData(
   source: SqlDataSource,
   tenant: TenantDataRef,
   catalog?: TenantCatalog,
+  lookups?: SharedLookups,
 ): TenantData {
   return createTenantData({
     tenant,
     dataSource: source,
+    lookups,
     loaders: createLoaderRegistry(tenant.id),
     bindings: demoSchema().bindings,
     catalog: () => Promise.resolve(catalog),
@@ -800,6 +806,55 @@ export function describeDataSourceBehaviour(
           await expectClean();
         }
       }
+    });
+
+    it('joins concurrent requests of one tenant into one statement while they wait for a session, never two tenants', async () => {
+      const [tenant, other] = fx.sharedSessionTenants as [TenantDataRef, TenantDataRef];
+      const shared = createSharedLookups(fx.source);
+      const request = (t: TenantDataRef) => requestData(fx.source, t, catalogs.get(t.id), shared);
+      const customers = seedOf(tenant).customers.slice(0, 3);
+      const ids = customers.map((c) => c.id);
+      // Hold the one session, so the requests' batches queue for it as under load.
+      let release!: () => void;
+      let holding!: () => void;
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      const blocker = fx.source.withSession(tenant, () => {
+        holding();
+        return new Promise<void>((resolve) => (release = resolve));
+      });
+      await held;
+      const events = await eventsDuring(async () => {
+        const requests = ids.map(() => request(tenant));
+        const found = Promise.all([
+          ...ids.map((id, i) => requests[i]!.lookup(B.customer, id)),
+          // Another tenant asking for the same keys: its own statement, none of these rows.
+          request(other).lookup(B.customer, ids[0]!),
+        ]);
+        const orders = Promise.all(
+          requests.map(async (r, i) => {
+            const parent = await r.lookup(B.customer, ids[i]!);
+            return (await r.related(B.customerOrders, parent!, { first: 2 })) as DataRecord[];
+          }),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        release();
+        await blocker;
+        const answers = await found;
+        expect(answers.slice(0, 3).map(idOf)).toEqual(ids);
+        expect(answers[3]).toBeNull();
+        // Each request reads its own parent's orders only, from one statement for all three.
+        for (const [i, list] of (await orders).entries()) {
+          expect(list.length).toBeGreaterThan(0);
+          for (const order of list) expect(customerIdOf(order)).toBe(ids[i]);
+        }
+      });
+      const lookupsOf = (t: TenantDataRef) =>
+        events.filter((e) => e.tenantId === t.id && e.operation === 'Customer.by(id)');
+      expect(lookupsOf(tenant).map((e) => e.rowCount)).toEqual([3]);
+      expect(lookupsOf(other).map((e) => e.rowCount)).toEqual([0]);
+      expect(
+        events.filter((e) => e.tenantId === tenant.id && e.operation === 'Customer.orders'),
+      ).toHaveLength(1);
     });
 
     it('keeps tenants apart under concurrent batches', async () => {

@@ -1,0 +1,124 @@
+import type {
+  DataSource,
+  Statement,
+  StatementTarget,
+  TenantDataRef,
+} from '../../backends/data/types.js';
+
+/** Keys one coalesced statement carries at most (then the next callers start another). */
+export const DEFAULT_SHARED_LOOKUP_MAX_KEYS = 1_000;
+
+type Row = Readonly<Record<string, unknown>>;
+
+/** A statement's raw rows grouped by the text of their key column. */
+export type RowsByKey = ReadonlyMap<string, readonly Row[]>;
+
+/** One keyed read: rows whose `keyColumn` is one of `keys`, by a statement `build` makes. */
+export interface KeyedRead {
+  /**
+   * What the statement reads, apart from its keys: reads of one tenant with the same name and
+   * `shape` are the same statement over other keys, so they may share one.
+   */
+  name: string;
+  /** The binding the statement comes from (compared by identity with the name). */
+  shape: object;
+  /** Distinct keys, as text. */
+  keys: readonly string[];
+  /** The column each row answers for (its key). */
+  keyColumn: string;
+  build(keys: readonly string[], target: StatementTarget): Statement;
+}
+
+/**
+ * Keyed reads shared across the requests of one tenant: concurrent requests' DataLoader
+ * batches for the same statement (rows of a table by one column, the first N children of each
+ * parent) become one statement while they wait for a database session. A request's own loader
+ * still batches and caches its keys; this joins the loaders of different requests, as the
+ * micro-batcher joins their model rows.
+ */
+export interface SharedLookups {
+  /** The rows of `read.keys`; the statement may carry other keys, each caller reads its own. */
+  read(tenant: TenantDataRef, read: KeyedRead): Promise<RowsByKey>;
+}
+
+interface PendingRead {
+  shape: object;
+  keys: Set<string>;
+  /** Until the data source builds the statement: keys may still join. */
+  open: boolean;
+  rows: Promise<RowsByKey>;
+}
+
+export interface SharedLookupsOptions {
+  maxKeys?: number | undefined;
+}
+
+/**
+ * Coalesces by waiting for nothing: a read starts at once, and only the callers that arrive
+ * while it waits for a session (the pool busy) join it — an idle gateway adds no latency, a
+ * loaded one issues one statement where it would have queued many.
+ *
+ * Isolation: pending reads are held per tenant object (a WeakMap on the TenantDataRef the
+ * request was admitted with), so a statement only ever carries one tenant's keys and runs
+ * under that tenant's isolation; a tenant whose configuration changed is a new object and
+ * starts statements of its own.
+ */
+export function createSharedLookups(
+  dataSource: DataSource,
+  options: SharedLookupsOptions = {},
+): SharedLookups {
+  const maxKeys = options.maxKeys ?? DEFAULT_SHARED_LOOKUP_MAX_KEYS;
+  const pending = new WeakMap<TenantDataRef, Map<string, PendingRead>>();
+
+  function start(tenant: TenantDataRef, reads: Map<string, PendingRead>, read: KeyedRead) {
+    const entry: PendingRead = {
+      shape: read.shape,
+      keys: new Set(),
+      open: true,
+      rows: Promise.resolve(new Map()),
+    };
+    const close = () => {
+      entry.open = false;
+      if (reads.get(read.name) === entry) reads.delete(read.name);
+    };
+    const { keyColumn } = read;
+    entry.rows = dataSource
+      .query(tenant, (target) => {
+        close();
+        return read.build([...entry.keys], target);
+      })
+      .then((rows) => {
+        const byKey = new Map<string, Row[]>();
+        for (const row of rows) {
+          const key = String(row[keyColumn]);
+          const list = byKey.get(key);
+          if (list) list.push(row);
+          else byKey.set(key, [row]);
+        }
+        return byKey;
+      })
+      .finally(close);
+    reads.set(read.name, entry);
+    return entry;
+  }
+
+  return {
+    async read(tenant, read) {
+      let reads = pending.get(tenant);
+      if (!reads) {
+        reads = new Map();
+        pending.set(tenant, reads);
+      }
+      let entry = reads.get(read.name);
+      if (
+        !entry?.open ||
+        entry.shape !== read.shape ||
+        entry.keys.size + read.keys.length > maxKeys
+      ) {
+        entry = start(tenant, reads, read);
+      }
+      for (const key of read.keys) entry.keys.add(key);
+      return entry.rows;
+    },
+  };
+}
