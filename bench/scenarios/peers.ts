@@ -216,7 +216,11 @@ const fixed = (value: number, digits = 2) =>
 export async function peersScenario(ctx: BenchContext): Promise<ScenarioReport> {
   const modelServer = await ctx.modelServer();
   const modelPid = modelServer.process.pid;
-  const token = await ctx.signer.sign({ tenant: ctx.dataTenant, sub: 'bench' });
+  // A full run takes longer than the signer's default 10 minutes: the token must outlive it.
+  const token = await ctx.signer.sign(
+    { tenant: ctx.dataTenant, sub: 'bench' },
+    { expiresIn: '2h' },
+  );
   const built = await buildJs(PEERS);
   ctx.log(`peers: built Atrium and the peers as JavaScript in ${built.buildMs.toFixed(0)} ms`);
   const config = benchConfig({
