@@ -5,7 +5,7 @@
  * a ratio against a baseline measured in the same run.
  *
  *   npm run bench [-- --only overhead,aggregation,micro-batching,tenant-scale,execution-engine,data-plane,
- *                              tenant-services]
+ *                              tenant-services,workers,binary-tensors,peers]
  *                 [--rounds 3] [--duration 5] [--warmup 3] [--round-warmup 1] [--quick]
  *                 [--keep]   (keep the scratch directory: config files and .cpuprofile files)
  *                 [--profile] (data-plane: profile both sides even when no target is missed;
@@ -48,6 +48,7 @@ import { dataPlaneScenario } from './scenarios/data-plane.js';
 import { executionEngineScenario } from './scenarios/execution-engine.js';
 import { microBatchingScenario } from './scenarios/micro-batching.js';
 import { overheadScenario } from './scenarios/overhead.js';
+import { peersScenario } from './scenarios/peers.js';
 import { tenantScaleScenario } from './scenarios/tenant-scale.js';
 import { tenantServicesScenario } from './scenarios/tenant-services.js';
 import { workersScenario } from './scenarios/workers.js';
@@ -62,6 +63,7 @@ const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> 
   'tenant-services': tenantServicesScenario,
   workers: workersScenario,
   'binary-tensors': binaryTensorsScenario,
+  peers: peersScenario,
 };
 /** Customers seeded for the data tenant: enough for N = 200 and for 64 distinct concurrent ids. */
 const SEED_CUSTOMERS = 1_000;

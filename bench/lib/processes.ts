@@ -81,6 +81,11 @@ export interface AtriumProcessOptions {
    * commit measured side by side); default this one.
    */
   root?: string | undefined;
+  /**
+   * A built entry point of this checkout to run on plain `node` instead of `src/main.ts` under
+   * tsx (as `npm run start:prod` runs dist/src/main.js); see bench/lib/build.ts.
+   */
+  main?: string | undefined;
 }
 
 /**
@@ -102,6 +107,7 @@ export async function startAtrium(options: AtriumProcessOptions): Promise<Server
       REDIS_CLUSTER_NODES: '',
     },
     nodeArgs: [...(options.memoryProbe ? MEMORY_PROBE_ARGS : []), ...(options.nodeOptions ?? [])],
+    ...(options.main === undefined ? {} : { main: options.main }),
     timeoutMs: options.timeoutMs ?? 120_000,
   });
   const startupMs = performance.now() - started;
@@ -245,11 +251,32 @@ function waitForExit(child: ChildProcess, graceMs: number): Promise<void> {
  * Starts one of bench/servers/*.ts (a baseline) with the same runtime as the gateway
  * (`node --import tsx`, NODE_ENV=production); it prints `listening <url>` when ready.
  */
-export async function startScript(name: string, script: string): Promise<ServerProcess> {
+export function startScript(name: string, script: string): Promise<ServerProcess> {
+  return startListening(name, ['--import', 'tsx', join(ROOT, script)], {});
+}
+
+/**
+ * Starts a plain JavaScript server (e.g. a peer of bench/peers/, built by bench/lib/build.ts)
+ * on `node` without tsx, NODE_ENV=production and PORT=0 plus `env`; it prints
+ * `listening <url>` when ready.
+ */
+export function startNodeScript(
+  name: string,
+  file: string,
+  env: Record<string, string>,
+): Promise<ServerProcess> {
+  return startListening(name, [file], env);
+}
+
+async function startListening(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<ServerProcess> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script)], {
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'production', PORT: '0' },
+    env: { ...process.env, NODE_ENV: 'production', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
