@@ -222,7 +222,7 @@ export function createTenantData(options: TenantDataOptions): TenantData {
             values.filter((v, i) => errors[i] === undefined && !known?.has(keyOf(v))).map(keyOf),
           ),
         ];
-        let found = new Map<string, DataRecord>();
+        const found = new Map<string, DataRecord>();
         if (valid.length > 0) {
           try {
             const rows = await lookups.read(tenant, {
