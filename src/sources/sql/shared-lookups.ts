@@ -1,3 +1,4 @@
+import { isGatewayError } from '../../errors.js';
 import type {
   DataSource,
   Statement,
@@ -44,6 +45,8 @@ export interface SharedLookups {
 interface PendingRead {
   shape: object;
   keys: Set<string>;
+  /** Reads that joined this statement (the first included). */
+  callers: number;
   /** Until the data source builds the statement: keys may still join. */
   open: boolean;
   rows: Promise<RowsByKey>;
@@ -70,16 +73,21 @@ export function createSharedLookups(
   const maxKeys = options.maxKeys ?? DEFAULT_SHARED_LOOKUP_MAX_KEYS;
   const pending = new WeakMap<TenantDataRef, Map<string, PendingRead>>();
 
-  function start(tenant: TenantDataRef, reads: Map<string, PendingRead>, read: KeyedRead) {
+  function start(
+    tenant: TenantDataRef,
+    reads: Map<string, PendingRead> | undefined,
+    read: KeyedRead,
+  ): PendingRead {
     const entry: PendingRead = {
       shape: read.shape,
       keys: new Set(),
+      callers: 0,
       open: true,
       rows: Promise.resolve(new Map()),
     };
     const close = () => {
       entry.open = false;
-      if (reads.get(read.name) === entry) reads.delete(read.name);
+      if (reads?.get(read.name) === entry) reads.delete(read.name);
     };
     const { keyColumn } = read;
     entry.rows = dataSource
@@ -98,7 +106,7 @@ export function createSharedLookups(
         return byKey;
       })
       .finally(close);
-    reads.set(read.name, entry);
+    reads?.set(read.name, entry);
     return entry;
   }
 
@@ -118,7 +126,21 @@ export function createSharedLookups(
         entry = start(tenant, reads, read);
       }
       for (const key of read.keys) entry.keys.add(key);
-      return entry.rows;
+      entry.callers += 1;
+      try {
+        return await entry.rows;
+      } catch (error) {
+        // A value the column cannot hold fails the whole statement, and a joined statement
+        // carried other requests' keys: any of them may be why. Each caller then reads its own
+        // keys alone (a statement no one joins), so one request's bad key never fails
+        // another's. Other failures (timeouts, an outage) are every caller's and are not retried.
+        if (entry.callers === 1 || !isGatewayError(error) || error.code !== 'BAD_USER_INPUT') {
+          throw error;
+        }
+        const alone = start(tenant, undefined, read);
+        for (const key of read.keys) alone.keys.add(key);
+        return alone.rows;
+      }
     },
   };
 }

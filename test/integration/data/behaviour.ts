@@ -857,6 +857,44 @@ export function describeDataSourceBehaviour(
       ).toHaveLength(1);
     });
 
+    it('never fails a request for another request’s key that broke their joined statement', async () => {
+      const [tenant] = fx.sharedSessionTenants as [TenantDataRef, TenantDataRef];
+      const shared = createSharedLookups(fx.source);
+      const request = () => requestData(fx.source, tenant, catalogs.get(tenant.id), shared);
+      const ids = seedOf(tenant)
+        .customers.slice(0, 2)
+        .map((c) => c.id);
+      // A text key no column can hold (U+0000): the database refuses the statement that carries it.
+      const hostile = 'cus_\u0000x';
+      let release!: () => void;
+      let holding!: () => void;
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      const blocker = fx.source.withSession(tenant, () => {
+        holding();
+        return new Promise<void>((resolve) => (release = resolve));
+      });
+      await held;
+      let settled: PromiseSettledResult<DataRecord | null>[] = [];
+      const events = await eventsDuring(async () => {
+        const pending = Promise.allSettled(
+          [ids[0]!, hostile, ids[1]!].map((key) => request().lookup(B.customer, key)),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        release();
+        await blocker;
+        settled = await pending;
+      });
+      const outcome = settled.map((s) =>
+        s.status === 'fulfilled' ? (idOf(s.value) ?? null) : (s.reason as GatewayError).code,
+      );
+      expect(outcome).toEqual([ids[0], 'BAD_USER_INPUT', ids[1]]);
+      // The joined statement (three keys) failed; then each request read its own keys alone.
+      const lookups = events.filter(
+        (e) => e.tenantId === tenant.id && e.operation === 'Customer.by(id)',
+      );
+      expect(lookups.length).toBe(4);
+    });
+
     it('keeps tenants apart under concurrent batches', async () => {
       const owned = new Map<string, Set<string>>();
       for (const tenant of fx.tenants) {
