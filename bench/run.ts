@@ -9,7 +9,8 @@
  *                 [--rounds 3] [--duration 5] [--warmup 3] [--round-warmup 1] [--quick]
  *                 [--keep]   (keep the scratch directory: config files and .cpuprofile files)
  *                 [--profile] (data-plane: profile both sides even when no target is missed;
- *                              tenant-services: profile Atrium)
+ *                              tenant-services: profile Atrium; peers: profile Atrium on
+ *                              every query, not only where it misses a target)
  *
  * Writes bench/results/<scenario>-<timestamp>.json per scenario and bench/results/latest.json,
  * refreshes the generated table in BENCHMARKS.md after a full run, and prints each figure beside

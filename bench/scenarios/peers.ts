@@ -20,6 +20,9 @@
  *    themselves left out) per request.
  * 2. Timing, on fresh servers with direct connections: per query, interleaved rounds over the
  *    four servers; medians; ratios Atrium / peer are medians of the per-round ratios.
+ * 3. Profiles: for each query where Atrium misses a target (every query with --profile), one
+ *    more Atrium process under `node --cpu-prof` and the same load, summarised by area and
+ *    frame (never one of the timed rounds: profiling costs throughput).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,6 +34,7 @@ import { benchConfig, benchTenant, REDIS_URL } from '../lib/environment.js';
 import { modelServerStats, resetModelServerStats, total } from '../lib/graphql-client.js';
 import { type LoadResult, runLoad } from '../lib/load.js';
 import { startCountingProxy, type WireCounts, wireDelta } from '../lib/pg-proxy.js';
+import { describeProfile, profileUnderLoad, type ProfileSummary } from '../lib/profile.js';
 import { type ServerProcess, startAtrium, startNodeScript } from '../lib/processes.js';
 import { figure, type Figure, type ScenarioReport } from '../lib/report.js';
 import { median, round } from '../lib/stats.js';
@@ -387,6 +391,32 @@ export async function peersScenario(ctx: BenchContext): Promise<ScenarioReport> 
     }
     medians[query.key] = row;
   }
+  // 3. Where a target is missed, the profile that shows why.
+  const profiles: Record<string, ProfileSummary | undefined> = {};
+  const profileNotes: string[] = [];
+  for (const query of queries) {
+    const missed = figures.some(
+      (f) => f.label.startsWith(`${query.label}: Atrium / `) && f.met === false,
+    );
+    if (!missed && !ctx.settings.profile) continue;
+    ctx.log(`peers: profiling Atrium on ${query.label}`);
+    const summary = await profileUnderLoad(
+      ctx,
+      {
+        name: `peers-atrium-profiled-${query.key.replace(/\W+/g, '-')}`,
+        databaseUrl: ctx.db.url,
+        redisUrl: REDIS_URL,
+        config,
+        main: built.atriumMain,
+      },
+      (url) => spec(url, token, query),
+    );
+    profiles[query.key] = summary;
+    profileNotes.push(
+      ...describeProfile(summary).map((line) => `Atrium ${query.key} (profiled): ${line}`),
+    );
+  }
+
   const atriumRedis = Object.entries(counted.Q1?.atrium.redisByCommand ?? {})
     .map(([command, n]) => `${command} ${fixed(n)}`)
     .join(', ');
@@ -410,6 +440,7 @@ export async function peersScenario(ctx: BenchContext): Promise<ScenarioReport> 
       medians,
       rounds,
       startupMs: Object.fromEntries(SERVERS.map((s) => [s, Math.round(servers[s].startupMs)])),
+      profiles,
     },
     notes: [
       `servers: ${SERVERS.map((s) => `${s} = ${DESCRIPTION[s]}`).join('; ')}. All on plain node (Atrium transpiled from this checkout, as npm run build lays it out), NODE_ENV=production; Atrium with its Redis store, info access log, prediction cache off`,
@@ -422,6 +453,7 @@ export async function peersScenario(ctx: BenchContext): Promise<ScenarioReport> 
             `${q.key} ${SERVERS.map((s) => `${s} ${Math.round((medians[q.key]?.[s] as { okPerSecond: number }).okPerSecond)}`).join(' ')}`,
         )
         .join('; ')}`,
+      ...profileNotes,
     ],
   };
 }
