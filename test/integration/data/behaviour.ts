@@ -808,13 +808,8 @@ export function describeDataSourceBehaviour(
       }
     });
 
-    it('joins concurrent requests of one tenant into one statement while they wait for a session, never two tenants', async () => {
-      const [tenant, other] = fx.sharedSessionTenants as [TenantDataRef, TenantDataRef];
-      const shared = createSharedLookups(fx.source);
-      const request = (t: TenantDataRef) => requestData(fx.source, t, catalogs.get(t.id), shared);
-      const customers = seedOf(tenant).customers.slice(0, 3);
-      const ids = customers.map((c) => c.id);
-      // Hold the one session, so the requests' batches queue for it as under load.
+    /** Holds `tenant`'s one session until `release()`; `blocker` settles when it is given back. */
+    async function holdSession(tenant: TenantDataRef) {
       let release!: () => void;
       let holding!: () => void;
       const held = new Promise<void>((resolve) => (holding = resolve));
@@ -823,6 +818,17 @@ export function describeDataSourceBehaviour(
         return new Promise<void>((resolve) => (release = resolve));
       });
       await held;
+      return { release, blocker };
+    }
+
+    it('joins concurrent requests of one tenant into one statement while they wait for a session, never two tenants', async () => {
+      const [tenant, other] = fx.sharedSessionTenants as [TenantDataRef, TenantDataRef];
+      const shared = createSharedLookups(fx.source);
+      const request = (t: TenantDataRef) => requestData(fx.source, t, catalogs.get(t.id), shared);
+      const customers = seedOf(tenant).customers.slice(0, 3);
+      const ids = customers.map((c) => c.id);
+      // Hold the one session, so the requests' batches queue for it as under load.
+      const { release, blocker } = await holdSession(tenant);
       const events = await eventsDuring(async () => {
         const requests = ids.map(() => request(tenant));
         const found = Promise.all([
@@ -866,14 +872,7 @@ export function describeDataSourceBehaviour(
         .map((c) => c.id);
       // A text key no column can hold (U+0000): the database refuses the statement that carries it.
       const hostile = 'cus_\u0000x';
-      let release!: () => void;
-      let holding!: () => void;
-      const held = new Promise<void>((resolve) => (holding = resolve));
-      const blocker = fx.source.withSession(tenant, () => {
-        holding();
-        return new Promise<void>((resolve) => (release = resolve));
-      });
-      await held;
+      const { release, blocker } = await holdSession(tenant);
       let settled: PromiseSettledResult<DataRecord | null>[] = [];
       const events = await eventsDuring(async () => {
         const pending = Promise.allSettled(
