@@ -14,13 +14,14 @@ export const DEFAULT_BODY_TIMEOUT_MS = 5_000;
 /** Every backend call of one request must answer within this (then BACKEND_TIMEOUT fields). */
 export const DEFAULT_REQUEST_DEADLINE_MS = 10_000;
 /**
- * graphql-js. graphql-jit gains 1.23–1.35× requests/s on aggregation queries only (BENCHMARKS.md,
- * scenario 5), but compiles on the event loop at 50–200 µs per expanded field (the standard
- * introspection query: 40 ms; 26 levels of fragment fan-out: 32 s) and answers some documents
- * differently (input defaults, key order under `@skip`/`@include`): it is opt-in, bounded and
- * checked against graphql-js (README, design notes; src/graphql/jit.ts).
+ * graphql-jit, on the subset it answers exactly as graphql-js and compiles cheaply (an
+ * operation's second use, ≤ DEFAULT_JIT_MAX_COMPILE_FIELDS expanded fields, no introspection or
+ * directives, within a compile budget of 5% of the event loop); graphql-js answers everything
+ * else. Compiled execution is what the aggregation queries' CPU goes to (BENCHMARKS.md,
+ * scenarios 5 and 10); `graphql-js` is for plugins that need `willResolveField` hooks
+ * (src/graphql/jit.ts, README).
  */
-export const DEFAULT_EXECUTOR = 'graphql-js';
+export const DEFAULT_EXECUTOR: 'graphql-js' | 'graphql-jit' = 'graphql-jit';
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
 export const DEFAULT_TENANT_CLAIMS = ['tenant', 'https://atrium.dev/tenant'] as const;
 export const DEFAULT_JWKS_TIMEOUT_MS = 5_000;
@@ -566,10 +567,11 @@ export const configFileSchema = z.strictObject({
        */
       workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
       /**
-       * What executes operations: `graphql-js` (Apollo Server's own execution, which also runs
-       * `willResolveField` plugin hooks; the default) or `graphql-jit` (operations it answers
-       * like graphql-js compiled once to JavaScript on their second use, up to
-       * DEFAULT_JIT_MAX_COMPILE_FIELDS expanded fields; see src/graphql/jit.ts and BENCHMARKS.md).
+       * What executes operations: `graphql-jit` (the default: operations it answers like
+       * graphql-js compiled once to JavaScript on their second use, up to
+       * DEFAULT_JIT_MAX_COMPILE_FIELDS expanded fields, within a compile budget; graphql-js runs
+       * the rest; see src/graphql/jit.ts and BENCHMARKS.md) or `graphql-js` (Apollo Server's own
+       * execution for every operation, which also runs `willResolveField` plugin hooks).
        */
       executor: z.enum(['graphql-js', 'graphql-jit']).default(DEFAULT_EXECUTOR),
       cors: corsSchema.prefault({}),

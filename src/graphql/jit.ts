@@ -29,6 +29,21 @@ export const DEFAULT_MAX_COMPILED_OPERATIONS = 1_000;
 export const DEFAULT_JIT_MAX_COMPILE_FIELDS = 100;
 
 /**
+ * Event-loop time graphql-jit may spend compiling, per second of wall-clock time, in ms (5% of
+ * the process's one thread): the refill rate of a budget that holds at most
+ * DEFAULT_JIT_COMPILE_BURST_MS. A compile starts only when the budget covers its worst-case
+ * estimate (expanded fields × DEFAULT_JIT_COMPILE_MS_PER_FIELD, capped at the burst); otherwise
+ * graphql-js answers and the operation is compiled on a later use. So documents nobody has sent
+ * before — however many, from however many tenants — cost the event loop at most a twentieth of
+ * its time in compiles, and every answer stays graphql-js's.
+ */
+export const DEFAULT_JIT_COMPILE_BUDGET_MS_PER_SECOND = 50;
+/** The most compile time the budget holds (what a start, or a quiet minute, leaves to spend). */
+export const DEFAULT_JIT_COMPILE_BURST_MS = 100;
+/** The compile cost per expanded field assumed before compiling (the slowest measured). */
+export const DEFAULT_JIT_COMPILE_MS_PER_FIELD = 0.2;
+
+/**
  * Why an operation runs as it does: `compiled` by graphql-jit, or on graphql-js because of its
  * size, because it introspects (nothing to gain), because it uses directives (graphql-jit sorts
  * the keys of an object by a field's first mention even where `@skip`/`@include` drops that
@@ -38,6 +53,16 @@ export const DEFAULT_JIT_MAX_COMPILE_FIELDS = 100;
  */
 export type JitPlanReason =
   'compiled' | 'expanded-size' | 'introspection' | 'directives' | 'compiler-error' | 'variables';
+
+/**
+ * What a compile budget has let through: `compiles` taking `compileMs` in all, and `deferred`
+ * uses that ran on graphql-js because it did not cover their compile yet.
+ */
+export interface JitCompileStats {
+  compiles: number;
+  compileMs: number;
+  deferred: number;
+}
 
 export interface JitPlanEvent {
   operationName: string | undefined;
@@ -57,6 +82,78 @@ export interface JitGatewayOptions {
   maxCompileFields?: number | undefined;
   /** Told when an operation is compiled, or runs on graphql-js instead (and why). */
   onCompile?: ((event: JitPlanEvent) => void) | undefined;
+  /**
+   * Compile time allowed per second, in ms; default DEFAULT_JIT_COMPILE_BUDGET_MS_PER_SECOND.
+   * The budget is the process's, shared by every schema variant's gateway given the same
+   * `compileBudget` (see {@link createCompileBudget}); without one, the gateway has its own.
+   */
+  compileBudget?: CompileBudget | undefined;
+}
+
+/** Event-loop time for graphql-jit's compiles, refilled with the clock (a token bucket). */
+export interface CompileBudget {
+  /**
+   * Runs `compile` if the budget covers `estimateMs` now, and charges the estimate (or what the
+   * compile took, if more); otherwise counts a deferral and returns undefined without running it.
+   */
+  attempt<T>(estimateMs: number, compile: () => T): { value: T } | undefined;
+  stats(): JitCompileStats;
+}
+
+export interface CompileBudgetOptions {
+  msPerSecond?: number | undefined;
+  burstMs?: number | undefined;
+  /** Milliseconds, monotonic; default performance.now (injected by tests, never asserted on). */
+  clock?: (() => number) | undefined;
+}
+
+/**
+ * A compile budget: starts full (`burstMs`), refills at `msPerSecond`, never holds more than
+ * `burstMs`. A compile may start when the budget covers its estimate (or holds the whole burst,
+ * so an estimate above the burst is not refused for ever). It is charged its worst-case
+ * estimate — deliberately more than most compiles take — or what it took where that was more,
+ * so the budget can go below zero and then refuses until it has refilled.
+ */
+export function createCompileBudget(options: CompileBudgetOptions = {}): CompileBudget {
+  const rate = options.msPerSecond ?? DEFAULT_JIT_COMPILE_BUDGET_MS_PER_SECOND;
+  const burst = options.burstMs ?? DEFAULT_JIT_COMPILE_BURST_MS;
+  for (const [name, value] of [
+    ['msPerSecond', rate],
+    ['burstMs', burst],
+  ] as const) {
+    if (!Number.isFinite(value) || value <= 0) {
+      throw new TypeError(`createCompileBudget: ${name} must be a number > 0, got ${value}`);
+    }
+  }
+  const clock = options.clock ?? (() => performance.now());
+  let level = burst;
+  let at = clock();
+  const totals: JitCompileStats = { compiles: 0, compileMs: 0, deferred: 0 };
+  const refill = (now: number) => {
+    level = Math.min(burst, level + ((now - at) * rate) / 1_000);
+    at = now;
+  };
+  return {
+    attempt(estimateMs, compile) {
+      refill(clock());
+      if (level < Math.min(estimateMs, burst)) {
+        totals.deferred += 1;
+        return undefined;
+      }
+      const started = at;
+      try {
+        return { value: compile() };
+      } finally {
+        // Nothing refills while the compile holds the event loop: the budget resumes after it.
+        at = clock();
+        const took = at - started;
+        level -= Math.max(estimateMs, took);
+        totals.compiles += 1;
+        totals.compileMs += took;
+      }
+    },
+    stats: () => ({ ...totals }),
+  };
 }
 
 /** What the cache holds for one operation: its compiled form, or "graphql-js" if it has none. */
@@ -136,17 +233,18 @@ export function createJitGateway(
   // shown it repeats (the documents a front-end sends do, at once).
   const compileAfterUses = options.compileAfterUses ?? DEFAULT_COMPILE_AFTER_USES;
   const uses = new LRUCache<string, number>({ max: max * 4 });
+  const budget = options.compileBudget ?? createCompileBudget();
 
-  /** Why graphql-jit must not compile this operation, if it must not. */
+  /** Why graphql-jit must not compile this operation, if it must not; else its size. */
   function unfit(
     document: DocumentNode,
     operation: OperationDefinitionNode,
-  ): JitPlanReason | undefined {
+  ): JitPlanReason | number {
     const shape = analyzeOperation(document, operation);
     if (shape.expandedFields > maxCompileFields) return 'expanded-size';
     if (shape.introspection) return 'introspection';
     if (shape.directives > 0) return 'directives';
-    return undefined;
+    return shape.expandedFields;
   }
 
   function settle(
@@ -167,21 +265,29 @@ export function createJitGateway(
         uses.set(key, used);
         return 'graphql-js';
       }
-      uses.delete(key);
       const operationName = operation.name?.value;
       // Measured before compiling, in linear time: the compiler's own walk is what must not run.
-      const reason = unfit(document, operation);
-      if (reason) {
-        settle(key, operationName, 'graphql-js', reason);
+      const fit = unfit(document, operation);
+      if (typeof fit === 'string') {
+        uses.delete(key);
+        settle(key, operationName, 'graphql-js', fit);
         return 'graphql-js';
       }
-      let compiled: CompiledQuery | ExecutionResult | undefined;
-      try {
-        compiled = compileQuery(schema, document, operationName);
-      } catch {
-        // A compiler limitation, not the client's mistake: graphql-js answers instead.
-        compiled = undefined;
+      const attempt = budget.attempt(fit * DEFAULT_JIT_COMPILE_MS_PER_FIELD, () => {
+        try {
+          return compileQuery(schema, document, operationName);
+        } catch {
+          // A compiler limitation, not the client's mistake: graphql-js answers instead.
+          return undefined;
+        }
+      });
+      if (!attempt) {
+        // Compiled on a later use, once the budget has refilled; graphql-js answers this one.
+        uses.set(key, used);
+        return 'graphql-js';
       }
+      uses.delete(key);
+      const compiled: CompiledQuery | ExecutionResult | undefined = attempt.value;
       plan = compiled && isCompiledQuery(compiled) ? compiled : 'graphql-js';
       settle(key, operationName, plan, plan === 'graphql-js' ? 'compiler-error' : 'compiled');
     }

@@ -8,7 +8,7 @@ import {
 import type { GraphQLSchema } from 'graphql';
 import { DEFAULT_EXECUTOR } from '../config/schema.js';
 import type { GatewayContext } from '../graphql/context.js';
-import { createJitGateway, type JitGatewayOptions } from '../graphql/jit.js';
+import { createCompileBudget, createJitGateway, type JitGatewayOptions } from '../graphql/jit.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { withTimeout } from '../util/timeout.js';
@@ -28,9 +28,9 @@ export interface GatewayOptions extends Omit<HttpHandlerOptions, 'apolloFor'> {
   plugins?: readonly ApolloServerPlugin<GatewayContext>[] | undefined;
   /** NODE_ENV=production: no "Did you mean …?" suggestions in any error a client sees. */
   production: boolean;
-  /** What executes operations; default DEFAULT_EXECUTOR (`graphql-js`). */
+  /** What executes operations; default DEFAULT_EXECUTOR (`graphql-jit`, on its safe subset). */
   executor?: 'graphql-js' | 'graphql-jit' | undefined;
-  /** graphql-jit settings (compile threshold, cache size); only with `executor: 'graphql-jit'`. */
+  /** graphql-jit settings (compile threshold, cache size, budget); only with `executor: 'graphql-jit'`. */
   jit?: JitGatewayOptions | undefined;
   /** How long a stop waits for in-flight requests before closing connections. */
   drainTimeoutMs: number;
@@ -198,12 +198,18 @@ export function createGateway(options: GatewayOptions): Gateway {
   // reporting), so dropping one unstopped leaks nothing; stop() stops those still alive.
   const servers = new WeakMap<GraphQLSchema, Promise<ApolloServer<GatewayContext>>>();
   const started = new Set<WeakRef<ApolloServer<GatewayContext>>>();
+  // One compile budget for every variant's graphql-jit: however many variants tenants have, the
+  // process spends at most its budget's share of the event loop compiling.
+  const settings: ApolloServerSettings = {
+    ...options,
+    jit: { ...options.jit, compileBudget: options.jit?.compileBudget ?? createCompileBudget() },
+  };
 
   function apolloFor(tenant: Tenant): Promise<ApolloServer<GatewayContext>> {
     const schema = schemaFor(tenant);
     let server = servers.get(schema);
     if (!server) {
-      const apollo = createApolloServer(schema, options);
+      const apollo = createApolloServer(schema, settings);
       server = apollo.start().then(() => {
         for (const ref of started) if (ref.deref() === undefined) started.delete(ref);
         started.add(new WeakRef(apollo));

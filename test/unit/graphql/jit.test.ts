@@ -3,7 +3,12 @@ import { GraphQLScalarType, Kind } from 'graphql';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../../src/errors.js';
-import { createJitGateway, type JitPlanEvent } from '../../../src/graphql/jit.js';
+import {
+  createCompileBudget,
+  createJitGateway,
+  DEFAULT_JIT_COMPILE_MS_PER_FIELD,
+  type JitPlanEvent,
+} from '../../../src/graphql/jit.js';
 import { formatError } from '../../../src/server/format-error.js';
 
 interface Context {
@@ -143,7 +148,12 @@ beforeAll(async () => {
   jit = new ApolloServer<Context>({
     ...common,
     // Compile on first use, so every case below is answered by graphql-jit itself.
-    gateway: createJitGateway(s, { compileAfterUses: 1, onCompile: (e) => compiles.push(e) }),
+    // The budget is not what these cases are about (see 'a compile budget' below).
+    gateway: createJitGateway(s, {
+      compileAfterUses: 1,
+      onCompile: (e) => compiles.push(e),
+      compileBudget: createCompileBudget({ burstMs: 1e9 }),
+    }),
   });
   await Promise.all([reference.start(), jit.start()]);
 });
@@ -367,5 +377,97 @@ describe('graphql-jit through Apollo Server 5 (gateway executor)', () => {
     expect(() => createJitGateway(schema(), { maxCompileFields: 1.5 })).toThrow(
       /maxCompileFields must be an integer ≥ 1, got 1.5/,
     );
+  });
+});
+
+describe('a compile budget', () => {
+  it('lets compiles through while it covers their estimate, then refills with the clock', () => {
+    let now = 0;
+    const budget = createCompileBudget({ msPerSecond: 10, burstMs: 10, clock: () => now });
+    const ran: string[] = [];
+    const attempt = (name: string, estimate: number) =>
+      budget.attempt(estimate, () => {
+        ran.push(name);
+        return name;
+      });
+    expect(attempt('a', 4)).toEqual({ value: 'a' });
+    expect(attempt('b', 4)).toEqual({ value: 'b' });
+    // 2 ms left: a 4 ms estimate waits, and its compile never runs.
+    expect(attempt('c', 4)).toBeUndefined();
+    now += 200; // + 2 ms
+    expect(attempt('c', 4)).toEqual({ value: 'c' });
+    // Charged what a compile took where that is more than its estimate: 1 s here.
+    now += 1_000; // full again (10 ms, the burst)
+    expect(
+      budget.attempt(1, () => {
+        now += 1_000;
+        return 'slow';
+      }),
+    ).toEqual({ value: 'slow' });
+    // 10 + 0 (no refill counted during the compile) − 1,000: it takes 99 s to cover 1 ms again.
+    now += 98_000;
+    expect(attempt('d', 1)).toBeUndefined();
+    now += 2_000;
+    expect(attempt('d', 1)).toEqual({ value: 'd' });
+    // An estimate above the burst runs once the budget is full, rather than never.
+    now += 10_000;
+    expect(attempt('huge', 50)).toEqual({ value: 'huge' });
+    expect(attempt('e', 1)).toBeUndefined();
+    expect(ran).toEqual(['a', 'b', 'c', 'd', 'huge']);
+    expect(budget.stats()).toEqual({ compiles: 6, compileMs: 1_000, deferred: 3 });
+  });
+
+  it('refuses a rate or burst that is not a positive number', () => {
+    expect(() => createCompileBudget({ msPerSecond: 0 })).toThrow(
+      /msPerSecond must be a number > 0/,
+    );
+    expect(() => createCompileBudget({ burstMs: Number.NaN })).toThrow(/burstMs/);
+  });
+
+  it('defers the compiles it does not cover to later uses, graphql-js answering meanwhile', async () => {
+    let now = 0;
+    const fields = 5;
+    // Room for exactly two compiles of five fields each, refilled at one per second.
+    const cost = fields * DEFAULT_JIT_COMPILE_MS_PER_FIELD;
+    const budget = createCompileBudget({
+      burstMs: 2 * cost,
+      msPerSecond: cost,
+      clock: () => now,
+    });
+    const events: JitPlanEvent[] = [];
+    const s = schema();
+    const gated = new ApolloServer<Context>({
+      ...common,
+      gateway: createJitGateway(s, { onCompile: (e) => events.push(e), compileBudget: budget }),
+    });
+    await gated.start();
+    try {
+      const documents = ['A', 'B', 'C'].map(
+        (name) => `query ${name} { customer(id: "c1") { id name segment createdAt } }`,
+      );
+      const ask = async (query: string) => {
+        const response = await gated.executeOperation(
+          { query },
+          { contextValue: { tenant: 'acme', calls: [] } },
+        );
+        if (response.body.kind !== 'single') throw new Error('incremental answer');
+        return response.body.singleResult;
+      };
+      const expected = {
+        customer: { id: 'c1', name: 'Ada', segment: 'SMB', createdAt: '2025-01-01T00:00:00.000Z' },
+      };
+      for (let use = 0; use < 3; use += 1) {
+        for (const query of documents) expect((await ask(query)).data).toEqual(expected);
+      }
+      // Second uses of A and B compiled; C's second and third uses waited for the budget.
+      expect(events.map((e) => e.operationName)).toEqual(['A', 'B']);
+      expect(budget.stats()).toMatchObject({ compiles: 2, deferred: 2 });
+      now += 1_000;
+      expect((await ask(documents[2] as string)).data).toEqual(expected);
+      expect(events.map((e) => e.operationName)).toEqual(['A', 'B', 'C']);
+      expect(events.every((e) => e.compiled && e.reason === 'compiled')).toBe(true);
+    } finally {
+      await gated.stop();
+    }
   });
 });
