@@ -10,6 +10,7 @@ import {
   type SqlDataSource,
 } from './tenant-data-source.js';
 import { createTenantPools } from './tenant-pools.js';
+import { gatewayPgTypes } from './timestamps.js';
 import type { QueryEvent } from './types.js';
 
 /** How long to wait for a connection (new or from a busy pool) before BACKEND_TIMEOUT. */
@@ -92,6 +93,8 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions): Sq
       query_timeout: options.statementTimeoutMs + QUERY_TIMEOUT_SLACK_MS,
       ...(idleMs === undefined ? {} : { idleTimeoutMillis: idleMs }),
       application_name: 'atrium',
+      // timestamptz read without regular expressions (the same Dates; timestamps.ts).
+      types: gatewayPgTypes,
       // Idle pooled connections must not keep a script or a test process alive.
       allowExitOnIdle: true,
     };
