@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayContext } from '../../src/graphql/context.js';
-import type { JitPlanReason } from '../../src/graphql/jit.js';
+import { createCompileBudget, type JitPlanReason } from '../../src/graphql/jit.js';
 import { generateBattery, SEED } from './documents.js';
 import {
   captureErrorLogs,
@@ -51,9 +51,11 @@ beforeAll(async () => {
     data: g.data,
     logger: logs.logger,
     executor: 'graphql-jit',
-    // Every operation compiled on its first use, so graphql-jit itself answers each one.
+    // Every operation compiled on its first use, so graphql-jit itself answers each one: with a
+    // budget that covers every compile, not one that defers some to graphql-js as time allows.
     jit: {
       compileAfterUses: 1,
+      compileBudget: createCompileBudget({ burstMs: 1e9 }),
       onCompile: ({ reason }) => plans.set(reason, (plans.get(reason) ?? 0) + 1),
     },
     plugins: [executionProbe(executedJit)],
