@@ -83,9 +83,9 @@ export interface JitGatewayOptions {
   /** Told when an operation is compiled, or runs on graphql-js instead (and why). */
   onCompile?: ((event: JitPlanEvent) => void) | undefined;
   /**
-   * Compile time allowed per second, in ms; default DEFAULT_JIT_COMPILE_BUDGET_MS_PER_SECOND.
-   * The budget is the process's, shared by every schema variant's gateway given the same
-   * `compileBudget` (see {@link createCompileBudget}); without one, the gateway has its own.
+   * The event-loop time its compiles may take ({@link createCompileBudget}), shared by every
+   * gateway given the same one (createGateway gives all its schema variants one); without one,
+   * this gateway has its own, with the default rate and burst.
    */
   compileBudget?: CompileBudget | undefined;
 }
@@ -232,7 +232,9 @@ export function createJitGateway(
   // must not buy a compile each: an operation is compiled on its second use, when it has
   // shown it repeats (the documents a front-end sends do, at once).
   const compileAfterUses = options.compileAfterUses ?? DEFAULT_COMPILE_AFTER_USES;
-  const uses = new LRUCache<string, number>({ max: max * 4 });
+  // Per operation not planned yet: its uses so far and, once measured, its expanded fields (an
+  // operation waiting for the compile budget is not measured again on every use).
+  const uses = new LRUCache<string, { count: number; fields?: number }>({ max: max * 4 });
   const budget = options.compileBudget ?? createCompileBudget();
 
   /** Why graphql-jit must not compile this operation, if it must not; else its size. */
@@ -260,14 +262,15 @@ export function createJitGateway(
   function planFor(key: string, document: DocumentNode, operation: OperationDefinitionNode): Plan {
     let plan = plans.get(key);
     if (plan === undefined) {
-      const used = (uses.get(key) ?? 0) + 1;
-      if (used < compileAfterUses) {
-        uses.set(key, used);
+      const use = uses.get(key) ?? { count: 0 };
+      use.count += 1;
+      if (use.count < compileAfterUses) {
+        uses.set(key, use);
         return 'graphql-js';
       }
       const operationName = operation.name?.value;
       // Measured before compiling, in linear time: the compiler's own walk is what must not run.
-      const fit = unfit(document, operation);
+      const fit = use.fields ?? unfit(document, operation);
       if (typeof fit === 'string') {
         uses.delete(key);
         settle(key, operationName, 'graphql-js', fit);
@@ -283,7 +286,8 @@ export function createJitGateway(
       });
       if (!attempt) {
         // Compiled on a later use, once the budget has refilled; graphql-js answers this one.
-        uses.set(key, used);
+        use.fields = fit;
+        uses.set(key, use);
         return 'graphql-js';
       }
       uses.delete(key);
