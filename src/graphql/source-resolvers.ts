@@ -3,6 +3,7 @@ import { GatewayError } from '../errors.js';
 import type { SchemaBindings, TableBinding } from '../sources/bindings.js';
 import { type DataRecord, encodeCursor, type Page, ROW } from '../sources/sql/tenant-data.js';
 import type { GatewayContext } from './context.js';
+import { createProjector } from './projection.js';
 
 type Resolver = IFieldResolver<unknown, GatewayContext, Record<string, unknown>>;
 type ResolverMap = Record<string, Record<string, Resolver>>;
@@ -25,16 +26,18 @@ function featureValue(table: TableBinding | undefined, record: DataRecord, featu
  */
 export function sourceResolvers(bindings: SchemaBindings): ResolverMap {
   const map: ResolverMap = {};
+  // Each read selects the columns its field's selection needs (see projection.ts).
+  const projector = createProjector(bindings);
   for (const binding of bindings.fields) {
     switch (binding.kind) {
       case 'lookup':
-        set(map, binding.parent, binding.field, (_parent, args, { data }) =>
-          data.lookup(binding, args[binding.argument]),
+        set(map, binding.parent, binding.field, (_parent, args, { data, tenant }, info) =>
+          data.lookup(binding, args[binding.argument], projector.rows(binding.table, info, tenant)),
         );
         break;
       case 'connection':
-        set(map, binding.parent, binding.field, (_parent, args, { data }) =>
-          data.page(binding, args),
+        set(map, binding.parent, binding.field, (_parent, args, { data, tenant }, info) =>
+          data.page(binding, args, projector.rows(binding.table, info, tenant)),
         );
         set(map, binding.connectionType, 'edges', (page) => {
           const { rows, table } = page as Page;
@@ -50,13 +53,22 @@ export function sourceResolvers(bindings: SchemaBindings): ResolverMap {
         });
         break;
       case 'relation':
-        set(map, binding.parent, binding.field, (parent, args, { data }) =>
-          data.related(binding, parent as DataRecord, args),
+        set(map, binding.parent, binding.field, (parent, args, { data, tenant }, info) =>
+          data.related(
+            binding,
+            parent as DataRecord,
+            args,
+            projector.rows(binding.to, info, tenant),
+          ),
         );
         break;
       case 'insert':
-        set(map, binding.parent, binding.field, (_parent, args, { data }) =>
-          data.insert(binding, (args[binding.argument] ?? {}) as Record<string, unknown>),
+        set(map, binding.parent, binding.field, (_parent, args, { data, tenant }, info) =>
+          data.insert(
+            binding,
+            (args[binding.argument] ?? {}) as Record<string, unknown>,
+            projector.rows(binding.table, info, tenant),
+          ),
         );
         break;
       case 'infer':

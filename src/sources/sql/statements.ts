@@ -8,6 +8,7 @@ import type {
   RelationBinding,
   TableBinding,
 } from '../bindings.js';
+import { fullProjection, type Projection } from './projection.js';
 
 const { escapeIdentifier: q } = pg;
 
@@ -26,18 +27,26 @@ function tableRef(table: TableBinding, target: StatementTarget): string {
   return `${q(target.schema)}.${q(table.table)}`;
 }
 
-/** The select list: every column once; Float columns as float8 so numerics read as numbers. */
-export function selectList(table: TableBinding, alias = 't'): string {
+/**
+ * The select list: every column of the projection once; Float columns as float8 so numerics
+ * read as numbers.
+ */
+export function selectList(
+  table: TableBinding,
+  projection: Projection = fullProjection(table),
+  alias = 't',
+): string {
   const seen = new Set<string>();
   const parts: string[] = [];
+  const wanted = projection.columns;
   for (const column of table.columns) {
-    if (seen.has(column.column)) continue;
+    if (seen.has(column.column) || !wanted.has(column.column)) continue;
     seen.add(column.column);
     const ref = `${alias}.${q(column.column)}`;
     parts.push(column.kind === 'Float' ? `${ref}::float8 AS ${q(column.column)}` : ref);
   }
   for (const column of table.joinColumns) {
-    if (seen.has(column)) continue;
+    if (seen.has(column) || !wanted.has(column)) continue;
     seen.add(column);
     parts.push(`${alias}.${q(column)}`);
   }
@@ -85,11 +94,12 @@ export function byColumnStatement(
   column: string,
   values: readonly unknown[],
   target: StatementTarget,
+  projection?: Projection,
 ): Statement {
   const params = new Params();
   const conditions = [`t.${q(column)} = ANY(${params.add([...values])})`];
   conditions.push(...tenantCondition(params, target));
-  const text = `SELECT ${selectList(table)} FROM ${tableRef(table, target)} t ${where(conditions)}`;
+  const text = `SELECT ${selectList(table, projection)} FROM ${tableRef(table, target)} t ${where(conditions)}`;
   return { operation, text, params: params.values, readOnly: true };
 }
 
@@ -103,6 +113,7 @@ export function relationStatement(
   limit: number,
   args: Readonly<Record<string, unknown>>,
   target: StatementTarget,
+  projection?: Projection,
 ): Statement {
   const params = new Params();
   const child = binding.to;
@@ -118,7 +129,7 @@ export function relationStatement(
   conditions.push(...filterConditions(params, binding.filters, args));
   const rank = `row_number() OVER (PARTITION BY t.${q(binding.childColumn)} ORDER BY ${order})`;
   const text = `SELECT * FROM (
-      SELECT ${selectList(child)}, ${rank} AS atrium_rank
+      SELECT ${selectList(child, projection)}, ${rank} AS atrium_rank
       FROM ${tableRef(child, target)} t ${where(conditions)}
     ) ranked WHERE atrium_rank <= ${params.add(limit)} ORDER BY atrium_rank`;
   return {
@@ -136,6 +147,7 @@ export function pageStatement(
   after: unknown,
   args: Readonly<Record<string, unknown>>,
   target: StatementTarget,
+  projection?: Projection,
 ): Statement {
   const params = new Params();
   const key = `t.${q(binding.table.key.column)}`;
@@ -143,7 +155,7 @@ export function pageStatement(
   if (after !== undefined) conditions.push(`${key} > ${params.add(after)}`);
   conditions.push(...filterConditions(params, binding.filters, args));
   conditions.push(...tenantCondition(params, target));
-  const text = `SELECT ${selectList(binding.table)} FROM ${tableRef(binding.table, target)} t
+  const text = `SELECT ${selectList(binding.table, projection)} FROM ${tableRef(binding.table, target)} t
     ${where(conditions)} ORDER BY ${key} LIMIT ${params.add(first + 1)}`;
   return {
     operation: `${binding.parent}.${binding.field}`,
@@ -162,6 +174,7 @@ export function insertStatement(
   input: Readonly<Record<string, unknown>>,
   target: StatementTarget,
   hasTenantColumn: TenantColumnOf = () => target.row,
+  projection?: Projection,
 ): Statement {
   const params = new Params();
   const columns: string[] = [];
@@ -179,10 +192,11 @@ export function insertStatement(
     values.push(params.add(target.tenantId));
   }
   const into = `${tableRef(binding.table, target)} AS t`;
+  const returning = selectList(binding.table, projection);
   const text =
     columns.length > 0
-      ? `INSERT INTO ${into} (${columns.join(', ')}) VALUES (${values.join(', ')}) RETURNING ${selectList(binding.table)}`
-      : `INSERT INTO ${into} DEFAULT VALUES RETURNING ${selectList(binding.table)}`;
+      ? `INSERT INTO ${into} (${columns.join(', ')}) VALUES (${values.join(', ')}) RETURNING ${returning}`
+      : `INSERT INTO ${into} DEFAULT VALUES RETURNING ${returning}`;
   return {
     operation: `${binding.parent}.${binding.field}`,
     text,

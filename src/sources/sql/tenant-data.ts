@@ -11,6 +11,7 @@ import {
   type TableBinding,
 } from '../bindings.js';
 import type { CatalogColumn, TenantCatalog } from './catalog.js';
+import { covers, fullProjection, type Projection, withColumn } from './projection.js';
 import { createSharedLookups, type SharedLookups } from './shared-lookups.js';
 import {
   byColumnStatement,
@@ -23,8 +24,17 @@ import {
 /** The raw row behind a record, by column name (relations join on columns no field shows). */
 export const ROW: unique symbol = Symbol('atrium.row');
 
-/** A table row as resolvers see it: its column fields by GraphQL field name, and the raw row. */
-export type DataRecord = Record<string, unknown> & { [ROW]: Readonly<Record<string, unknown>> };
+/** The columns a record was read with (a record lacks the column fields of the others). */
+export const PROJECTION: unique symbol = Symbol('atrium.projection');
+
+/**
+ * A table row as resolvers see it: its column fields by GraphQL field name (those its
+ * projection selected), and the raw row.
+ */
+export type DataRecord = Record<string, unknown> & {
+  [ROW]: Readonly<Record<string, unknown>>;
+  [PROJECTION]: Projection;
+};
 
 export interface Page {
   rows: DataRecord[];
@@ -48,16 +58,33 @@ export interface TenantDataOptions {
   maxPageSize: number;
 }
 
-/** The SQL side of one request: every read batched per binding and argument shape. */
+/**
+ * The SQL side of one request: every read batched per binding, argument shape and projection.
+ * A read selects the columns of its `projection` (default: every column of the table), so the
+ * records it answers have those column fields only.
+ */
 export interface TenantData {
-  lookup(binding: LookupBinding, value: unknown): Promise<DataRecord | null>;
-  page(binding: ConnectionBinding, args: Readonly<Record<string, unknown>>): Promise<Page>;
+  lookup(
+    binding: LookupBinding,
+    value: unknown,
+    projection?: Projection,
+  ): Promise<DataRecord | null>;
+  page(
+    binding: ConnectionBinding,
+    args: Readonly<Record<string, unknown>>,
+    projection?: Projection,
+  ): Promise<Page>;
   related(
     binding: RelationBinding,
     parent: DataRecord,
     args: Readonly<Record<string, unknown>>,
+    projection?: Projection,
   ): Promise<DataRecord[] | DataRecord | null>;
-  insert(binding: InsertBinding, input: Readonly<Record<string, unknown>>): Promise<DataRecord>;
+  insert(
+    binding: InsertBinding,
+    input: Readonly<Record<string, unknown>>,
+    projection?: Projection,
+  ): Promise<DataRecord>;
 }
 
 /** Keys longer than this are not keys of ours; they never reach SQL. */
@@ -118,10 +145,15 @@ export function decodeCursor(cursor: unknown, name = 'after'): string | undefine
   return text.slice(CURSOR_PREFIX.length);
 }
 
-function toRecord(table: TableBinding, row: Readonly<Record<string, unknown>>): DataRecord {
-  const record = { [ROW]: row } as DataRecord;
-  for (const column of table.columns) record[column.field] = row[column.column];
+function toRecord(projection: Projection, row: Readonly<Record<string, unknown>>): DataRecord {
+  const record = { [ROW]: row, [PROJECTION]: projection } as DataRecord;
+  for (const { field, column } of projection.fields) record[field] = row[column];
   return record;
+}
+
+/** The loader or shared statement name of a read: its projection's columns are part of it. */
+function projected(name: string, projection: Projection): string {
+  return projection.full ? name : `${name}[${projection.key}]`;
 }
 
 /** The error an insert's broken constraint means for the client, naming the input field. */
@@ -184,8 +216,19 @@ export function createTenantData(options: TenantDataOptions): TenantData {
     return (await catalog())?.tables.get(table.table)?.columns.get(column);
   }
 
-  /** Rows this request has read, by table and key: later lookups of them need no statement. */
+  /**
+   * Rows this request has read, by table and key: later lookups of them that want no column
+   * the row was not read with need no statement.
+   */
   const seen = new Map<TableBinding, Map<string, DataRecord>>();
+
+  /** Remembers `record` unless a row read with more columns is already known. */
+  function remember(known: Map<string, DataRecord>, key: string, record: DataRecord) {
+    const before = known.get(key);
+    if (before === undefined || covers(record[PROJECTION], before[PROJECTION])) {
+      known.set(key, record);
+    }
+  }
 
   function seenIn(table: TableBinding): Map<string, DataRecord> {
     let known = seen.get(table);
@@ -197,45 +240,51 @@ export function createTenantData(options: TenantDataOptions): TenantData {
   }
 
   function rowsOf(
-    table: TableBinding,
+    projection: Projection,
     rows: readonly Readonly<Record<string, unknown>>[],
   ): DataRecord[] {
+    const { table } = projection;
     const known = seenIn(table);
     return rows.map((row) => {
-      const record = toRecord(table, row);
-      known.set(keyOf(row[table.key.column]), record);
+      const record = toRecord(projection, row);
+      remember(known, keyOf(row[table.key.column]), record);
       return record;
     });
   }
 
-  /** The loader of `table`'s rows by one (unique) column. */
-  function byColumn(table: TableBinding, column: string) {
+  /** The loader of `table`'s rows by one (unique) column, read with `wanted`'s columns. */
+  function byColumn(table: TableBinding, column: string, wanted: Projection) {
     const operation = `${table.type}.by(${column})`;
+    const projection = withColumn(wanted, column);
+    const name = projected(operation, projection);
     return loaders.get<unknown, DataRecord | null, string>(
-      operation,
+      name,
       async (values) => {
         const info = await columnInfo(table, column);
         const errors = values.map((v) => invalidKey(v, info));
-        const known = column === table.key.column ? seen.get(table) : undefined;
+        const byKey = column === table.key.column ? seen.get(table) : undefined;
+        const knownOf = (value: unknown) => {
+          const record = byKey?.get(keyOf(value));
+          return record && covers(record[PROJECTION], projection) ? record : undefined;
+        };
         const valid = [
-          ...new Set(
-            values.filter((v, i) => errors[i] === undefined && !known?.has(keyOf(v))).map(keyOf),
-          ),
+          ...new Set(values.filter((v, i) => errors[i] === undefined && !knownOf(v)).map(keyOf)),
         ];
         const found = new Map<string, DataRecord>();
         if (valid.length > 0) {
           try {
             const rows = await lookups.read(tenant, {
-              name: operation,
+              name,
               shape: table,
               keys: valid,
               keyColumn: column,
-              build: (keys, target) => byColumnStatement(operation, table, column, keys, target),
+              build: (keys, target) =>
+                byColumnStatement(operation, table, column, keys, target, projection),
             });
             // The statement may have carried other requests' keys: only this batch's are read.
             for (const key of valid) {
               const row = rows.get(key)?.[0];
-              if (row) found.set(key, toRecord(table, row));
+              if (row) found.set(key, toRecord(projection, row));
             }
           } catch (error) {
             return values.map(() => (error instanceof Error ? error : new Error(String(error))));
@@ -246,7 +295,7 @@ export function createTenantData(options: TenantDataOptions): TenantData {
           if (why !== undefined) {
             return new GatewayError('BAD_USER_INPUT', `Invalid key: ${why}.`);
           }
-          return known?.get(keyOf(value)) ?? found.get(keyOf(value)) ?? null;
+          return knownOf(value) ?? found.get(keyOf(value)) ?? null;
         });
       },
       { cacheKeyFn: keyOf },
@@ -267,12 +316,20 @@ export function createTenantData(options: TenantDataOptions): TenantData {
     return Object.fromEntries(binding.filters.map((f) => [f.argument, args[f.argument]]));
   }
 
-  function children(binding: RelationBinding, limit: number, args: Record<string, unknown>) {
+  function children(
+    binding: RelationBinding,
+    limit: number,
+    args: Record<string, unknown>,
+    wanted: Projection,
+  ) {
+    const projection = withColumn(wanted, binding.childColumn);
     // Asked once per parent: the name of the usual unfiltered shape is cheap to make.
-    const name =
+    const name = projected(
       args === NO_FILTERS
         ? `${bindingName(binding)}(${limit})`
-        : `${bindingName(binding)}(${JSON.stringify({ first: limit, ...args })})`;
+        : `${bindingName(binding)}(${JSON.stringify({ first: limit, ...args })})`,
+      projection,
+    );
     return loaders.get<unknown, DataRecord[], string>(
       name,
       async (parents) => {
@@ -283,11 +340,12 @@ export function createTenantData(options: TenantDataOptions): TenantData {
             shape: binding,
             keys: values,
             keyColumn: binding.childColumn,
-            build: (keys, target) => relationStatement(binding, keys, limit, args, target),
+            build: (keys, target) =>
+              relationStatement(binding, keys, limit, args, target, projection),
           });
           // Only this batch's parents are read (the statement may have carried others').
           const grouped = new Map<string, DataRecord[]>();
-          for (const value of values) grouped.set(value, rowsOf(binding.to, rows.get(value) ?? []));
+          for (const value of values) grouped.set(value, rowsOf(projection, rows.get(value) ?? []));
           return parents.map((p) => grouped.get(keyOf(p)) ?? []);
         } catch (error) {
           return parents.map(() => (error instanceof Error ? error : new Error(String(error))));
@@ -298,14 +356,16 @@ export function createTenantData(options: TenantDataOptions): TenantData {
   }
 
   return {
-    async lookup(binding, value) {
-      const record = await byColumn(binding.table, binding.column.column).load(value);
+    async lookup(binding, value, projection = fullProjection(binding.table)) {
+      const record = await byColumn(binding.table, binding.column.column, projection).load(value);
       // Found by another unique column: later lookups by key need no statement either.
-      if (record) seenIn(binding.table).set(keyOf(record[ROW][binding.table.key.column]), record);
+      if (record) {
+        remember(seenIn(binding.table), keyOf(record[ROW][binding.table.key.column]), record);
+      }
       return record;
     },
 
-    async page(binding, args) {
+    async page(binding, args, projection = fullProjection(binding.table)) {
       const first = limitOf(binding.first, args[binding.first.argument]);
       const after = binding.after === undefined ? undefined : decodeCursor(args[binding.after]);
       if (after !== undefined) {
@@ -317,27 +377,27 @@ export function createTenantData(options: TenantDataOptions): TenantData {
         }
       }
       const rows = await dataSource.query(tenant, (target) =>
-        pageStatement(binding, first, after, filterArgs(binding, args), target),
+        pageStatement(binding, first, after, filterArgs(binding, args), target, projection),
       );
       return {
-        rows: rowsOf(binding.table, rows.slice(0, first)),
+        rows: rowsOf(projection, rows.slice(0, first)),
         hasNextPage: rows.length > first,
         table: binding.table,
       };
     },
 
-    async related(binding, parent, args) {
+    async related(binding, parent, args, projection = fullProjection(binding.to)) {
       const value = parent[ROW][binding.parentColumn];
       if (!binding.many) {
         if (value === null || value === undefined) return null;
-        return byColumn(binding.to, binding.childColumn).load(value);
+        return byColumn(binding.to, binding.childColumn, projection).load(value);
       }
       if (value === null || value === undefined) return [];
       const limit = limitOf(binding.first ?? { defaultValue: 10, max: undefined }, args.first);
-      return children(binding, limit, filterArgs(binding, args)).load(value);
+      return children(binding, limit, filterArgs(binding, args), projection).load(value);
     },
 
-    async insert(binding, input) {
+    async insert(binding, input, projection = fullProjection(binding.table)) {
       const known = await catalog();
       const table = known?.tables.get(binding.table.table);
       for (const column of binding.columns) {
@@ -370,7 +430,7 @@ export function createTenantData(options: TenantDataOptions): TenantData {
       let rows: Record<string, unknown>[];
       try {
         rows = await dataSource.query(tenant, (target) =>
-          insertStatement(binding, input, target, hasTenantColumn),
+          insertStatement(binding, input, target, hasTenantColumn, projection),
         );
       } catch (error) {
         throw isGatewayError(error) ? insertError(error, binding, bindings, known) : error;
@@ -381,7 +441,7 @@ export function createTenantData(options: TenantDataOptions): TenantData {
           cause: new Error('INSERT … RETURNING returned no row'),
         });
       }
-      return rowsOf(binding.table, [row])[0] as DataRecord;
+      return rowsOf(projection, [row])[0] as DataRecord;
     },
   };
 }
