@@ -14,7 +14,18 @@ export interface Projection {
   readonly columns: ReadonlySet<string>;
   /** The column fields a record of this projection has, by GraphQL field name. */
   readonly fields: readonly { readonly field: string; readonly column: string }[];
+  /** The fields whose name is not their column's. */
+  readonly renamed: readonly { readonly field: string; readonly column: string }[];
+  /**
+   * Whether a row read with this projection can become its record in place (its renamed
+   * fields added beside the columns): no field is named as another column of the row, so
+   * adding one never hides a column.
+   */
+  readonly inPlace: boolean;
 }
+
+/** A column every relation's rows carry besides their columns (statements.ts). */
+const RANK_COLUMN = 'atrium_rank';
 
 const full = new WeakMap<TableBinding, Projection>();
 const known = new WeakMap<TableBinding, ReadonlySet<string>>();
@@ -30,8 +41,13 @@ function columnsOf(table: TableBinding): ReadonlySet<string> {
   return names;
 }
 
-function fieldsOf(table: TableBinding, has: (column: string) => boolean) {
-  return table.columns.filter((c) => has(c.column)).map(({ field, column }) => ({ field, column }));
+function shapeOf(table: TableBinding, columns: ReadonlySet<string>) {
+  const fields = table.columns
+    .filter((c) => columns.has(c.column))
+    .map(({ field, column }) => ({ field, column }));
+  const renamed = fields.filter((f) => f.field !== f.column);
+  const inPlace = renamed.every((f) => !columns.has(f.field) && f.field !== RANK_COLUMN);
+  return { fields, renamed, inPlace };
 }
 
 /** Every column of the table: what a read selects when nothing narrower is known. */
@@ -43,7 +59,7 @@ export function fullProjection(table: TableBinding): Projection {
       key: '*',
       full: true,
       columns: columnsOf(table),
-      fields: fieldsOf(table, () => true),
+      ...shapeOf(table, columnsOf(table)),
     };
     full.set(table, projection);
   }
@@ -63,7 +79,7 @@ export function projectionOf(table: TableBinding, wanted: Iterable<string>): Pro
     key: sorted.join(','),
     full: false,
     columns,
-    fields: fieldsOf(table, (c) => columns.has(c)),
+    ...shapeOf(table, columns),
   };
 }
 

@@ -145,7 +145,20 @@ export function decodeCursor(cursor: unknown, name = 'after'): string | undefine
   return text.slice(CURSOR_PREFIX.length);
 }
 
+/**
+ * The record of a row: the row itself where the projection allows (its renamed fields added
+ * beside its columns, which then read the same under either name), else a copy by field name.
+ * A row several requests share (one statement joined) becomes the same record for each: the
+ * fields added are the same values, so nothing one request sees depends on another.
+ */
 function toRecord(projection: Projection, row: Readonly<Record<string, unknown>>): DataRecord {
+  if (projection.inPlace) {
+    const record = row as DataRecord;
+    for (const { field, column } of projection.renamed) record[field] = row[column];
+    record[ROW] = row;
+    record[PROJECTION] = projection;
+    return record;
+  }
   const record = { [ROW]: row, [PROJECTION]: projection } as DataRecord;
   for (const { field, column } of projection.fields) record[field] = row[column];
   return record;

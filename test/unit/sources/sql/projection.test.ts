@@ -67,3 +67,29 @@ describe('selectList', () => {
     for (const column of customers.columns) expect(list).toContain(`t."${column.column}"`);
   });
 });
+
+describe('records in place', () => {
+  const column = (field: string, name: string) => ({
+    field,
+    column: name,
+    kind: 'String' as const,
+    typeName: 'String',
+    nonNull: true,
+  });
+  // Two fields whose names are each other's columns.
+  const swapped = {
+    type: 'Swapped',
+    table: 'swapped',
+    key: column('id', 'id'),
+    columns: [column('id', 'id'), column('code', 'ref'), column('ref', 'code')],
+    joinColumns: [],
+  };
+
+  it('a row becomes its record in place unless a field is named as another column it holds', () => {
+    expect(projectionOf(swapped, ['ref']).inPlace).toBe(true);
+    expect(projectionOf(swapped, ['ref']).renamed).toEqual([{ field: 'code', column: 'ref' }]);
+    expect(projectionOf(swapped, ['ref', 'code']).inPlace).toBe(false);
+    expect(fullProjection(customers).inPlace).toBe(true);
+    expect(fullProjection(customers).renamed.map((f) => f.field)).toContain('tenureMonths');
+  });
+});
