@@ -30,6 +30,18 @@ export interface KeyedRead {
   build(keys: readonly string[], target: StatementTarget): Statement;
 }
 
+/** A read whose statement is the same whoever asks it (a page): no keys to merge. */
+export interface SameRead {
+  /**
+   * What the statement reads, its arguments included: reads of one tenant with the same name
+   * and `shape` are the same statement.
+   */
+  name: string;
+  /** The binding the statement comes from (compared by identity with the name). */
+  shape: object;
+  build(target: StatementTarget): Statement;
+}
+
 /**
  * Keyed reads shared across the requests of one tenant: concurrent requests' DataLoader
  * batches for the same statement (rows of a table by one column, the first N children of each
@@ -40,6 +52,18 @@ export interface KeyedRead {
 export interface SharedLookups {
   /** The rows of `read.keys`; the statement may carry other keys, each caller reads its own. */
   read(tenant: TenantDataRef, read: KeyedRead): Promise<RowsByKey>;
+  /**
+   * The rows of a statement every caller would run alike: a caller that asks while the same
+   * statement of the same tenant still waits for a session gets its rows (read after it asked,
+   * as its own statement would have been), instead of queueing a second one.
+   */
+  same(tenant: TenantDataRef, read: SameRead): Promise<readonly Row[]>;
+}
+
+interface PendingSame {
+  shape: object;
+  open: boolean;
+  rows: Promise<readonly Row[]>;
 }
 
 interface PendingRead {
@@ -72,6 +96,7 @@ export function createSharedLookups(
 ): SharedLookups {
   const maxKeys = options.maxKeys ?? DEFAULT_SHARED_LOOKUP_MAX_KEYS;
   const pending = new WeakMap<TenantDataRef, Map<string, PendingRead>>();
+  const pendingSame = new WeakMap<TenantDataRef, Map<string, PendingSame>>();
 
   function start(
     tenant: TenantDataRef,
@@ -111,6 +136,29 @@ export function createSharedLookups(
   }
 
   return {
+    same(tenant, read) {
+      let reads = pendingSame.get(tenant);
+      if (!reads) {
+        reads = new Map();
+        pendingSame.set(tenant, reads);
+      }
+      const joined = reads.get(read.name);
+      if (joined?.open && joined.shape === read.shape) return joined.rows;
+      const entry: PendingSame = { shape: read.shape, open: true, rows: Promise.resolve([]) };
+      const close = () => {
+        entry.open = false;
+        if (reads.get(read.name) === entry) reads.delete(read.name);
+      };
+      entry.rows = dataSource
+        .query(tenant, (target) => {
+          close();
+          return read.build(target);
+        })
+        .finally(close);
+      reads.set(read.name, entry);
+      return entry.rows;
+    },
+
     async read(tenant, read) {
       let reads = pending.get(tenant);
       if (!reads) {

@@ -389,9 +389,17 @@ export function createTenantData(options: TenantDataOptions): TenantData {
           });
         }
       }
-      const rows = await dataSource.query(tenant, (target) =>
-        pageStatement(binding, first, after, filterArgs(binding, args), target, projection),
+      const filters = filterArgs(binding, args);
+      // The same page asked by concurrent requests of the tenant is one statement (see same()).
+      const name = projected(
+        `${bindingName(binding)}(${JSON.stringify([first, after ?? null, filters])})`,
+        projection,
       );
+      const rows = await lookups.same(tenant, {
+        name,
+        shape: binding,
+        build: (target) => pageStatement(binding, first, after, filters, target, projection),
+      });
       return {
         rows: rowsOf(projection, rows.slice(0, first)),
         hasNextPage: rows.length > first,

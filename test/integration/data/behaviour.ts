@@ -863,6 +863,40 @@ export function describeDataSourceBehaviour(
       ).toHaveLength(1);
     });
 
+    it('answers concurrent requests of one tenant asking the same page from one statement, never two tenants or two pages', async () => {
+      const [tenant, other] = fx.sharedSessionTenants as [TenantDataRef, TenantDataRef];
+      const shared = createSharedLookups(fx.source);
+      const request = (t: TenantDataRef) => requestData(fx.source, t, catalogs.get(t.id), shared);
+      const { release, blocker } = await holdSession(tenant);
+      const events = await eventsDuring(async () => {
+        const same = Promise.all(
+          [1, 2, 3].map(() => request(tenant).page(B.customers, { first: 2 })),
+        );
+        // Another page size, and another tenant's same page: statements of their own.
+        const larger = request(tenant).page(B.customers, { first: 3 });
+        const theirs = request(other).page(B.customers, { first: 2 });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        release();
+        await blocker;
+        const pages = await same;
+        const ids = pages.map((p) => p.rows.map(idOf));
+        expect(ids[0]).toHaveLength(2);
+        expect(ids[1]).toEqual(ids[0]);
+        expect(ids[2]).toEqual(ids[0]);
+        expect((await larger).rows.map(idOf).slice(0, 2)).toEqual(ids[0]);
+        const own = new Set(seedOf(other).customers.map((c) => c.id));
+        for (const row of (await theirs).rows) expect(own.has(idOf(row)!)).toBe(true);
+      });
+      const pagesOf = (t: TenantDataRef) =>
+        events.filter((e) => e.tenantId === t.id && e.operation === 'Query.customers');
+      expect(
+        pagesOf(tenant)
+          .map((e) => e.rowCount)
+          .sort(),
+      ).toEqual([3, 4]);
+      expect(pagesOf(other)).toHaveLength(1);
+    });
+
     it('never fails a request for another request’s key that broke their joined statement', async () => {
       const [tenant] = fx.sharedSessionTenants as [TenantDataRef, TenantDataRef];
       const shared = createSharedLookups(fx.source);
