@@ -134,19 +134,9 @@ async function sameEveryTime(
   return first;
 }
 
-beforeAll(async () => {
-  const dataSource = createPostgresDataSource({
-    url: TEST_DB_URL,
-    poolMax: 4,
-    tenantPoolMax: 2,
-    maxTenantPools: 2,
-    tenantPoolIdleMs: 5_000,
-    statementTimeoutMs: 10_000,
-    rowRole: ROLE,
-    rowSchema: ROW_SCHEMA,
-  });
-  source = dataSource;
-  const observed: SqlDataSource = new Proxy(dataSource, {
+/** The data source, each statement it runs written down in `seen` as it is built. */
+function observe(dataSource: SqlDataSource): SqlDataSource {
+  return new Proxy(dataSource, {
     get(target, property) {
       if (property === 'query') {
         return (tenant: TenantDataRef, build: Parameters<SqlDataSource['query']>[1]) =>
@@ -160,6 +150,21 @@ beforeAll(async () => {
       return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
     },
   });
+}
+
+beforeAll(async () => {
+  const dataSource = createPostgresDataSource({
+    url: TEST_DB_URL,
+    poolMax: 4,
+    tenantPoolMax: 2,
+    maxTenantPools: 2,
+    tenantPoolIdleMs: 5_000,
+    statementTimeoutMs: 10_000,
+    rowRole: ROLE,
+    rowSchema: ROW_SCHEMA,
+  });
+  source = dataSource;
+  const observed = observe(dataSource);
   server = await spawnModelServer({ port: 0, workers: 1 });
   client = createOipClient({ baseUrl: server.url, timeoutMs: 10_000, connections: 2 });
   const tenants = [
@@ -402,20 +407,7 @@ describe('a row read with fewer columns never answers a read that wants more', (
   function request() {
     return createTenantData({
       tenant,
-      dataSource: new Proxy(source, {
-        get(target, property) {
-          if (property === 'query') {
-            return (t: TenantDataRef, build: Parameters<SqlDataSource['query']>[1]) =>
-              target.query(t, (at) => {
-                const statement = build(at);
-                seen.push({ tenant: t.id, operation: statement.operation, text: statement.text });
-                return statement;
-              });
-          }
-          const value = Reflect.get(target, property, target) as unknown;
-          return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
-        },
-      }),
+      dataSource: observe(source),
       loaders: createLoaderRegistry(tenant.id),
       bindings: demoSchema().bindings,
       catalog: () => Promise.resolve(undefined),
