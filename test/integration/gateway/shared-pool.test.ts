@@ -18,6 +18,11 @@ const POOL = 4;
 const SHARE = 2;
 const A_REQUESTS = 6;
 const LIST = '{ customers(first: 3) { edges { node { id name } } } }';
+/**
+ * Tenant A's i-th request: a page of its own size, so no two share a statement (concurrent
+ * requests asking the same page while it waits for a session would share one).
+ */
+const listOf = (i: number) => `{ customers(first: ${i + 1}) { edges { node { id name } } } }`;
 
 let fixture: PostgresFixture;
 let gateway: TestGateway;
@@ -106,7 +111,8 @@ describe('the shared pool: a tenant holds at most its share', () => {
 
     const since = events.length;
     const pendingA: Promise<GraphQLAnswer>[] = [];
-    for (let i = 0; i < A_REQUESTS; i++) pendingA.push(gateway.query(LIST, { token: tokens.a }));
+    for (let i = 0; i < A_REQUESTS; i++)
+      pendingA.push(gateway.query(listOf(i), { token: tokens.a }));
     // Every A request has reached the data source, and A's statements are stuck on the lock.
     await eventually(() => expect(entered.get(a)).toBe(A_REQUESTS), 5_000);
     await eventually(async () => expect(await blocked()).toBeGreaterThanOrEqual(SHARE), 5_000);
