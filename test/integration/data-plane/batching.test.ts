@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOipClient, type OipClient } from '../../../src/backends/inference/oip-client.js';
 import { createPredictor } from '../../../src/backends/inference/predictor.js';
 import { migrateTenant } from '../../../src/backends/data/migrations.js';
-import { createPostgresDataSource } from '../../../src/backends/data/postgres.js';
 import { seedTenant } from '../../../src/backends/data/seeding.js';
 import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import type { QueryEvent } from '../../../src/backends/data/types.js';
@@ -15,7 +14,7 @@ import { spawnModelServer, type SpawnedModelServer } from '../../../services/mod
 import { EXAMPLES_DIR, exampleTypeDefs } from '../../support/demo.js';
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { createTestSigner } from '../../support/tokens.js';
-import { dropSchemasAndRole, TEST_DB_URL, uniqueSuffix } from '../data/support.js';
+import { dropSchemasAndRole, testDataSource, uniqueSuffix } from '../data/support.js';
 
 // Issue 10: a three-level query (list → relation → relation, with model fields) costs one data
 // statement per level and one infer call per (model, version), whatever the page size, for
@@ -160,13 +159,7 @@ describe.each(EXAMPLES)('$name: statements and infer calls per level', (example)
     servers.push(server);
     const client = createOipClient({ baseUrl: server.url, timeoutMs: 10_000, connections: 4 });
     clients.push(client);
-    const dataSource = createPostgresDataSource({
-      url: TEST_DB_URL,
-      poolMax: 4,
-      tenantPoolMax: 2,
-      maxTenantPools: 2,
-      tenantPoolIdleMs: 5_000,
-      statementTimeoutMs: 10_000,
+    const dataSource = testDataSource({
       rowRole: ROLE,
       rowSchema: ROW_SCHEMA,
       onQuery: (event) => events.push(event),

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOipClient, type OipClient } from '../../../src/backends/inference/oip-client.js';
 import { createPredictor } from '../../../src/backends/inference/predictor.js';
 import { migrateTenant } from '../../../src/backends/data/migrations.js';
-import { createPostgresDataSource } from '../../../src/backends/data/postgres.js';
 import { seedTenant } from '../../../src/backends/data/seeding.js';
 import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import type { Statement, TenantDataRef } from '../../../src/backends/data/types.js';
@@ -17,7 +16,7 @@ import { DEMO_MIGRATIONS, DEMO_SEED, demoSchema, demoTypeDefs } from '../../supp
 import { startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { createTestSigner } from '../../support/tokens.js';
 import { DEMO_BINDINGS as B } from '../data/behaviour.js';
-import { dropSchemasAndRole, TEST_DB_URL, uniqueSuffix } from '../data/support.js';
+import { dropSchemasAndRole, TEST_DB_URL, testDataSource, uniqueSuffix } from '../data/support.js';
 
 // Issue 13, "pg row parsing … only the columns selected": every read selects the columns its
 // operation asks of the table (column fields, join columns of the relations asked, the features
@@ -153,16 +152,7 @@ function observe(dataSource: SqlDataSource): SqlDataSource {
 }
 
 beforeAll(async () => {
-  const dataSource = createPostgresDataSource({
-    url: TEST_DB_URL,
-    poolMax: 4,
-    tenantPoolMax: 2,
-    maxTenantPools: 2,
-    tenantPoolIdleMs: 5_000,
-    statementTimeoutMs: 10_000,
-    rowRole: ROLE,
-    rowSchema: ROW_SCHEMA,
-  });
+  const dataSource = testDataSource({ rowRole: ROLE, rowSchema: ROW_SCHEMA });
   source = dataSource;
   const observed = observe(dataSource);
   server = await spawnModelServer({ port: 0, workers: 1 });

@@ -2,6 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { expect } from 'vitest';
+import {
+  createPostgresDataSource,
+  type PostgresDataSourceOptions,
+} from '../../../src/backends/data/postgres.js';
+import type { SqlDataSource } from '../../../src/backends/data/tenant-data-source.js';
 import { GatewayError } from '../../../src/errors.js';
 import { eventually as retryUntil } from '../../support/eventually.js';
 
@@ -9,6 +14,25 @@ import { eventually as retryUntil } from '../../support/eventually.js';
 export const PG_HOST = '127.0.0.1';
 export const PG_PORT = 5432;
 export const TEST_DB_URL = `postgres://postgres@${PG_HOST}:${PG_PORT}/test`;
+
+/**
+ * A data source on the test database with small pools (4 shared connections, 2 tenant pools of
+ * 2) for suites that run a gateway over a few tenants; `options` overrides any setting.
+ */
+export function testDataSource(
+  options: Pick<PostgresDataSourceOptions, 'rowRole' | 'rowSchema'> &
+    Partial<PostgresDataSourceOptions>,
+): SqlDataSource {
+  return createPostgresDataSource({
+    url: TEST_DB_URL,
+    poolMax: 4,
+    tenantPoolMax: 2,
+    maxTenantPools: 2,
+    tenantPoolIdleMs: 5_000,
+    statementTimeoutMs: 10_000,
+    ...options,
+  });
+}
 
 export function dbUrl(database: string): string {
   return `postgres://postgres@${PG_HOST}:${PG_PORT}/${database}`;
