@@ -68,10 +68,12 @@ return lease(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], nowMs)
  * on KEYS[2] (a refused request holds no slot; a request refused a slot keeps its rate charge,
  * as two separate calls would). Both keys share the tenant's hash tag.
  *
- * ARGV: perSecond, burst, cost, limit, ttlMs, leaseId. Returns the five GCRA fields, then
- * { acquired 0|1|-1 (not tried), inFlight }.
+ * ARGV: perSecond, burst, cost, limit, ttlMs, leaseId, then any lease ids of KEYS[2] to give
+ * back first (releases carried by this call: they are removed before the count, whatever the
+ * rate decides). Returns the five GCRA fields, then { acquired 0|1|-1 (not tried), inFlight }.
  */
 export const ADMIT_SCRIPT = `${GCRA_FUNCTION}${LEASE_FUNCTION}${NOW_US}
+if #ARGV > 6 then redis.call('ZREM', KEYS[2], unpack(ARGV, 7)) end
 local rate = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), nowUs)
 if rate[1] == 0 then
   rate[6] = -1
