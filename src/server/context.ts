@@ -5,7 +5,12 @@ import { DEFAULT_REQUEST_DEADLINE_MS } from '../config/schema.js';
 import { asRequestError, GatewayError, isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';
 import type { Admission, AdmissionControl } from '../limits/admission.js';
-import { createDeadline, raceDeadline, withDeadline } from '../limits/deadline.js';
+import {
+  createDeadline,
+  raceDeadline,
+  type RequestDeadline,
+  withDeadline,
+} from '../limits/deadline.js';
 import { createLoaderRegistry } from '../loaders/registry.js';
 import type { SchemaBindings } from '../sources/bindings.js';
 import type { TenantChecks } from '../sources/sql/tenant-checks.js';
@@ -121,24 +126,26 @@ function lookupsOf(dataSource: DataSource): SharedLookups {
   return lookups;
 }
 
+/** A request's deadline, `requestDeadlineMs` (or the default) from now. */
+export function requestDeadline(
+  deps: Pick<ContextDependencies, 'requestDeadlineMs'>,
+): RequestDeadline {
+  return createDeadline(deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS);
+}
+
 /**
- * The per-request context of an admitted request: fresh loaders bound to its tenant. `ended`
- * aborts when the request is over before its answer (the client went away): backend calls
- * still pending then stop being waited for.
+ * The per-request context of an admitted request: fresh loaders bound to its tenant. Backend
+ * calls of the request answer by `deadline` or fail as BACKEND_TIMEOUT fields; the caller
+ * ends it when the request is over before its answer (the client went away), and backend
+ * calls still pending then stop being waited for.
  */
 export function createRequestContext(
   deps: ContextDependencies,
   { principal, tenant, authorization, traceparent }: AdmittedRequest,
   requestId: string,
-  ended?: AbortSignal,
+  deadline: RequestDeadline = requestDeadline(deps),
 ): GatewayContext {
   const log = deps.logger.child({ requestId, tenant: tenant.id });
-  // Backend calls of this request answer by the deadline or fail as BACKEND_TIMEOUT fields.
-  const deadline = createDeadline(
-    deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS,
-    Date.now,
-    ended,
-  );
   const dataSource = withDeadline(deps.dataSource, deadline, 'data backend');
   const loaders = createLoaderRegistry(tenant.id, deps.maxBatchSize);
   return {

@@ -4,12 +4,18 @@ import { type ApolloServer, HeaderMap, type HTTPGraphQLResponse } from '@apollo/
 import { DEFAULT_BODY_TIMEOUT_MS } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { GatewayContext } from '../graphql/context.js';
+import type { RequestDeadline } from '../limits/deadline.js';
 import type { Logger } from '../telemetry/logger.js';
 import { upstreamTraceparent } from '../telemetry/tracing.js';
 import { tenantHintFromHost } from '../tenancy/resolve-tenant.js';
 import type { Tenant } from '../tenancy/tenant.js';
 import { checkRequestSize } from './operation-limits.js';
-import { admitRequest, type ContextDependencies, createRequestContext } from './context.js';
+import {
+  admitRequest,
+  type ContextDependencies,
+  createRequestContext,
+  requestDeadline,
+} from './context.js';
 import { parseBody, readBody } from './body.js';
 import { type CorsPolicy, isPreflight } from './cors.js';
 import { formatError } from './format-error.js';
@@ -283,9 +289,13 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     // The admission (the tenant's concurrency lease) ends with the request however it ends:
     // answered or failed (finally below), or its client gone. A client gone before the answer
     // also ends the request's deadline, so its pending backend calls stop being waited for.
-    const ended = new AbortController();
+    let deadline: RequestDeadline | undefined;
+    let gone = false;
     const onClose = (): void => {
-      if (!res.writableFinished) ended.abort();
+      if (!res.writableFinished) {
+        gone = true;
+        deadline?.end();
+      }
       admitted.admission.release();
     };
     res.once('close', onClose);
@@ -336,6 +346,8 @@ export function createHttpHandler(options: HttpHandlerOptions) {
           body,
         },
         context: () => {
+          deadline = requestDeadline(options);
+          if (gone) deadline.end();
           const context = createRequestContext(
             options,
             {
@@ -345,7 +357,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
                 : upstreamTraceparent(req.headers.traceparent),
             },
             requestId,
-            ended.signal,
+            deadline,
           );
           observation?.bind(context);
           return Promise.resolve(context);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GatewayError } from '../../../src/errors.js';
 import { createDeadline, raceDeadline, withDeadline } from '../../../src/limits/deadline.js';
 
@@ -70,5 +70,56 @@ describe('request deadline', () => {
   it('rejects a nonsense deadline', () => {
     expect(() => createDeadline(0)).toThrow(TypeError);
     expect(() => createDeadline(Number.NaN)).toThrow(TypeError);
+  });
+
+  describe('one request', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('keeps one timer for the calls waiting at once, and none when none waits', async () => {
+      vi.useFakeTimers();
+      const deadline = createDeadline(1_000);
+      let answer!: (value: string) => void;
+      const slow = new Promise<string>((resolve) => (answer = resolve));
+      const waiting = [
+        raceDeadline(slow, deadline, 'data backend'),
+        raceDeadline(new Promise(() => undefined), deadline, 'model backend'),
+        raceDeadline(new Promise(() => undefined), deadline, 'tenant service'),
+      ];
+      expect(vi.getTimerCount()).toBe(1);
+      answer('rows');
+      await expect(waiting[0]).resolves.toBe('rows');
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(1_000);
+      await expect(waiting[1]).rejects.toMatchObject({
+        code: 'BACKEND_TIMEOUT',
+        message: 'The model backend did not answer within the request deadline.',
+      });
+      await expect(waiting[2]).rejects.toMatchObject({ code: 'BACKEND_TIMEOUT' });
+      expect(vi.getTimerCount()).toBe(0);
+
+      const fresh = createDeadline(1_000);
+      await raceDeadline(Promise.resolve(1), fresh, 'data backend');
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it('ends without a signal: waiting calls fail at once, and `ended` aborts when read', async () => {
+      const deadline = createDeadline(60_000);
+      const pending = raceDeadline(new Promise(() => undefined), deadline, 'tenant service');
+      const signal = deadline.ended;
+      expect(signal?.aborted).toBe(false);
+      deadline.end();
+      deadline.end();
+      await expect(pending).rejects.toMatchObject({
+        code: 'BACKEND_UNAVAILABLE',
+        message: 'The request ended before the tenant service answered.',
+      });
+      expect(signal?.aborted).toBe(true);
+      expect(deadline.remaining()).toBe(0);
+      const late = createDeadline(60_000);
+      late.end();
+      expect(late.ended?.aborted).toBe(true);
+    });
   });
 });
