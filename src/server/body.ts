@@ -16,23 +16,7 @@ export async function readBody(
 ): Promise<string> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
-  const reading = collect(req, limit);
-  let buffer: Buffer;
-  if (timeoutMs === undefined) {
-    buffer = await reading;
-  } else {
-    // The reader left behind settles when the connection closes after the 408; never unhandled.
-    reading.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(bodyTimeout(timeoutMs)), timeoutMs);
-    });
-    try {
-      buffer = await Promise.race([reading, expired]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const buffer = await collect(req, limit, timeoutMs);
   try {
     return decoder.decode(buffer);
   } catch {
@@ -40,23 +24,56 @@ export async function readBody(
   }
 }
 
-async function collect(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
+/**
+ * The body's bytes, from the stream's events (no async iterator, one timer). Once it settles
+ * the listeners are gone; a body refused for its size or time is not read further (the
+ * connection closes after the answer).
+ */
+function collect(req: IncomingMessage, limit: number, timeoutMs?: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const settle = (error: GatewayError | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      // The 'error' listener stays: a late error of a body no longer read is nobody's crash.
+      if (error === undefined) resolve(Buffer.concat(chunks, size));
+      else {
+        // Nothing more is read: the stream stays paused until the connection closes.
+        req.pause();
+        reject(error);
+      }
+    };
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) throw tooLarge(limit);
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    if (error instanceof GatewayError) throw error;
+      if (size > limit) settle(tooLarge(limit));
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => settle(undefined);
     // The client went away mid-body (ECONNRESET "aborted"): its mistake, not ours to log.
-    throw new GatewayError('BAD_USER_INPUT', 'The request body was not received completely.', {
-      extensions: { reason: 'BODY_INCOMPLETE' },
-    });
-  }
-  return Buffer.concat(chunks, size);
+    const onIncomplete = (): void => settle(incomplete());
+    const onClose = (): void => {
+      if (!req.complete) settle(incomplete());
+    };
+    if (timeoutMs !== undefined)
+      timer = setTimeout(() => settle(bodyTimeout(timeoutMs)), timeoutMs);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onIncomplete);
+    req.on('close', onClose);
+  });
+}
+
+function incomplete(): GatewayError {
+  return new GatewayError('BAD_USER_INPUT', 'The request body was not received completely.', {
+    extensions: { reason: 'BODY_INCOMPLETE' },
+  });
 }
 
 function bodyTimeout(ms: number): GatewayError {
