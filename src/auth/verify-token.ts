@@ -32,6 +32,8 @@ import {
 
 /** Tokens longer than this are refused before any parsing (8 KiB). */
 export const DEFAULT_MAX_TOKEN_LENGTH = 8 * 1024;
+/** Authorization headers remembered by their text in front of the token cache. */
+const RECENT_HEADERS = 256;
 /** `kid` values longer than this are refused; real ones are short ids or thumbprints. */
 const MAX_KID_LENGTH = 256;
 /** Three non-empty base64url segments: the only shape a JWS compact JWT can have. */
@@ -279,6 +281,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       ? new LRUCache<string, CacheEntry>({ max: maxEntries, perf: { now } })
       : undefined;
   const inflight = new Map<string, Promise<Principal>>();
+  // In front of the cache: the last few Authorization headers verified, by their own text, so
+  // a client that sends the same token again costs a map lookup instead of a SHA-256. Bounded
+  // by count (and each header by maxTokenLength): at most RECENT_HEADERS raw tokens are kept.
+  const recent = maxEntries > 0 ? new Map<string, CacheEntry>() : undefined;
   let cacheHits = 0;
   let verifications = 0;
 
@@ -388,6 +394,14 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     verify,
 
     async verifyAuthorizationHeader(header) {
+      const known = header === undefined ? undefined : recent?.get(header);
+      if (known !== undefined) {
+        if (known.expiresAtMs > now()) {
+          cacheHits += 1;
+          return known.principal;
+        }
+        recent?.delete(header as string);
+      }
       if (header === undefined || header.trim() === '') throw missingTokenError();
       if (header.length > maxTokenLength + 64) throw invalidTokenError('token too large');
       const [scheme = '', ...rest] = header.trim().split(/\s+/);
@@ -395,7 +409,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       if (scheme.toLowerCase() !== 'bearer') throw missingTokenError();
       const [token] = rest;
       if (token === undefined || rest.length !== 1) throw invalidTokenError('malformed token');
-      return verify(token);
+      const principal = await verify(token);
+      if (recent !== undefined) {
+        if (recent.size >= Math.min(RECENT_HEADERS, maxEntries))
+          recent.delete(recent.keys().next().value as string);
+        recent.set(header, { principal, expiresAtMs: principal.expiresAt * 1000 });
+      }
+      return principal;
     },
 
     async ready() {
