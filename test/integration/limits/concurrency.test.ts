@@ -162,6 +162,11 @@ describe('concurrency limiter on a Redis that stops answering mid-acquire', () =
     // Commands on one connection run in order: once a later one answers, the stalled script
     // has run, and so has whatever followed it.
     await store.ping();
+    // The take-back is a release, sent within RELEASE_COALESCE_MS.
+    for (let waited = 0; waited < 1_000; waited += 10) {
+      if ((await client.zcard(concurrencyKey(tenant))) === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     expect(await client.zcard(concurrencyKey(tenant))).toBe(0);
   });
 });

@@ -91,6 +91,8 @@ describe('redis store', () => {
       expect((await admitting('a')).lease).toEqual({ acquired: true, inFlight: 1 });
       expect((await admitting('b')).lease).toEqual({ acquired: true, inFlight: 2 });
       await new Promise((resolve) => setTimeout(resolve, 50));
+      // MONITOR reports a little after the reply: let it catch up before counting anew.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       sent.length = 0;
 
       // Released, then at once another admission on the key: one script call gives both back
@@ -109,6 +111,8 @@ describe('redis store', () => {
       expect(await (client as Redis).zrange(concurrencyKey(tenant), 0, -1)).toEqual(['c']);
 
       // With no admission to carry it, a release goes alone, soon.
+      // MONITOR reports a little after the reply: let it catch up before counting anew.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       sent.length = 0;
       await store.releaseLease(concurrencyKey(tenant), 'c');
       await eventuallySent(sent, 1);
@@ -117,6 +121,8 @@ describe('redis store', () => {
 
       // Closing sends what still waits.
       expect((await admitting('d')).lease).toEqual({ acquired: true, inFlight: 1 });
+      // MONITOR reports a little after the reply: let it catch up before counting anew.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       sent.length = 0;
       const releasedD = store.releaseLease(concurrencyKey(tenant), 'd');
       await store.close();
