@@ -285,6 +285,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   // a client that sends the same token again costs a map lookup instead of a SHA-256. Bounded
   // by count (and each header by maxTokenLength): at most RECENT_HEADERS raw tokens are kept.
   const recent = maxEntries > 0 ? new Map<string, CacheEntry>() : undefined;
+  const recentMax = Math.min(RECENT_HEADERS, maxEntries);
   let cacheHits = 0;
   let verifications = 0;
 
@@ -411,8 +412,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       if (token === undefined || rest.length !== 1) throw invalidTokenError('malformed token');
       const principal = await verify(token);
       if (recent !== undefined) {
-        if (recent.size >= Math.min(RECENT_HEADERS, maxEntries))
-          recent.delete(recent.keys().next().value as string);
+        if (recent.size >= recentMax) recent.delete(recent.keys().next().value as string);
         recent.set(header, { principal, expiresAtMs: principal.expiresAt * 1000 });
       }
       return principal;

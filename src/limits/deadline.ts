@@ -1,5 +1,4 @@
 import { GatewayError } from '../errors.js';
-import { withTimeout } from '../util/timeout.js';
 
 /**
  * One request's deadline: an absolute time (ms since the epoch) by which every backend call it
@@ -127,25 +126,17 @@ function expired(what: string, ended: boolean): GatewayError {
   );
 }
 
-function isRequestDeadline(deadline: Deadline): deadline is RequestDeadline {
-  return typeof (deadline as Partial<RequestDeadline>).race === 'function';
-}
-
 /**
  * `work` or, if the deadline comes first, a `BACKEND_TIMEOUT` GatewayError (`BACKEND_UNAVAILABLE`
  * when the request ended first). The work itself is not cancelled (its own timeout ends it);
  * its late outcome is dropped, never unhandled.
  */
-export function raceDeadline<T>(work: Promise<T>, deadline: Deadline, what: string): Promise<T> {
-  if (isRequestDeadline(deadline)) return deadline.race(work, what);
-  return withTimeout(
-    work,
-    deadline.remaining(),
-    () => {
-      throw expired(what, deadline.ended?.aborted === true);
-    },
-    deadline.ended,
-  );
+export function raceDeadline<T>(
+  work: Promise<T>,
+  deadline: RequestDeadline,
+  what: string,
+): Promise<T> {
+  return deadline.race(work, what);
 }
 
 /**
@@ -153,7 +144,11 @@ export function raceDeadline<T>(work: Promise<T>, deadline: Deadline, what: stri
  * {@link raceDeadline}); other members pass through. One per request: the data source and
  * the predictor are wrapped for that request only, nothing is shared.
  */
-export function withDeadline<T extends object>(target: T, deadline: Deadline, what: string): T {
+export function withDeadline<T extends object>(
+  target: T,
+  deadline: RequestDeadline,
+  what: string,
+): T {
   return new Proxy(target, {
     get(object, property, receiver) {
       const value: unknown = Reflect.get(object, property, receiver);

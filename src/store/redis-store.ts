@@ -245,11 +245,10 @@ export function createRedisStore(options: RedisStoreOptions): Store {
   let releaseTimer: NodeJS.Timeout | undefined;
 
   function sendReleases(key: string, batch: PendingReleases): Promise<void> {
-    const sent = run('releaseLease', () => client.zrem(key, ...batch.ids)).then(
+    return run('releaseLease', () => client.zrem(key, ...batch.ids)).then(
       () => batch.settle(),
       (error: unknown) => batch.settle(error),
     );
-    return sent;
   }
 
   function flushReleases(): Promise<void> {

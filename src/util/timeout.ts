@@ -1,6 +1,7 @@
 /**
- * The one bounded wait of the code base. It sits at the bottom of the layering (src/util/
- * imports no other src folder), so auth/ and store/ use it as freely as server/.
+ * The bounded wait of the code base. It sits at the bottom of the layering (src/util/
+ * imports no other src folder), so auth/ and store/ use it as freely as server/. The one other
+ * is a request's deadline (limits/deadline.ts), whose backend calls share a single timer.
  */
 
 /**
