@@ -85,6 +85,22 @@ function prefixRoute(
   return undefined;
 }
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** The path and query string of a request, as the WHATWG URL parser reads them. */
+type RequestTarget = Pick<URL, 'pathname' | 'search'>;
+
+/** A path that URL parsing leaves as it is: segments of word characters and hyphens only. */
+const PLAIN_PATH = /^(?:\/[\w-]+)+\/?$/;
+
+/**
+ * The request target's path and query string. The usual one (`POST /graphql`, `/t/acme/graphql`)
+ * needs no URL parse; anything else (a query string, escapes, dot segments, an absolute form)
+ * goes through the WHATWG parser, which normalizes it.
+ */
+export function requestTarget(raw: string | undefined): RequestTarget {
+  if (raw !== undefined && PLAIN_PATH.test(raw)) return { pathname: raw, search: '' };
+  return new URL(raw ?? '/', 'http://gateway.invalid');
+}
 const GRAPHQL_PATH = /^\/graphql\/?$/;
 
 /**
@@ -135,16 +151,18 @@ function sendError(
 }
 
 /**
- * The request's headers for Apollo Server, with `Accept` replaced by the negotiated media type:
- * Apollo then answers in the type the adapter chose, the one place where it is chosen.
+ * The request's headers for Apollo Server, without `Accept`: the adapter has negotiated the
+ * media type already (the one place where it is chosen) and writes it on the answer
+ * ({@link writeResponse}). Without `Accept`, Apollo answers `application/json` and skips the
+ * two negotiations it would run on every request; it never answers incrementally either way
+ * (the negotiated type is never multipart).
  */
-function toHeaderMap(req: IncomingMessage, mediaType: ResponseMediaType): HeaderMap {
+function toHeaderMap(req: IncomingMessage): HeaderMap {
   const headers = new HeaderMap();
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
+    if (value === undefined || name === 'accept') continue;
     headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   }
-  headers.set('accept', mediaType);
   return headers;
 }
 
@@ -165,6 +183,7 @@ function originNotAllowed(): GatewayError {
 async function writeResponse(
   res: ServerResponse,
   response: HTTPGraphQLResponse,
+  mediaType: ResponseMediaType,
   extra: Record<string, string>,
 ): Promise<void> {
   // Tenant- and caller-specific: never stored by a shared or browser cache, unless the answer
@@ -172,6 +191,8 @@ async function writeResponse(
   res.setHeader('cache-control', 'no-store');
   for (const [name, value] of response.headers) res.setHeader(name, value);
   for (const [name, value] of Object.entries(extra)) res.setHeader(name, value);
+  // The type the adapter negotiated; Apollo, which never saw `Accept`, said application/json.
+  if (response.body.kind === 'complete') res.setHeader('content-type', contentTypeOf(mediaType));
   res.statusCode = response.status ?? 200;
   if (response.body.kind === 'complete') {
     res.end(response.body.string);
@@ -249,7 +270,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
   async function graphql(
     req: IncomingMessage,
     res: ServerResponse,
-    url: URL,
+    url: RequestTarget,
     pathTenant: string | undefined,
     requestId: string,
     answer: Answer,
@@ -271,7 +292,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
   async function serveGraphql(
     req: IncomingMessage,
     res: ServerResponse,
-    url: URL,
+    url: RequestTarget,
     pathTenant: string | undefined,
     requestId: string,
     answer: Answer,
@@ -336,12 +357,16 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       }
       // Before Apollo parses, validates and executes: an oversized document costs a bounded lexer
       // pass and no AST; fragment fan-out a bounded parse and a linear count, nothing expanded.
-      checkRequestSize({ method, search, body }, admitted.tenant.limits.operation);
+      checkRequestSize(
+        { method, search, body },
+        admitted.tenant.limits.operation,
+        admitted.tenant.id,
+      );
       const apollo = await options.apolloFor(admitted.tenant);
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: {
           method,
-          headers: toHeaderMap(req, answer.mediaType),
+          headers: toHeaderMap(req),
           search,
           body,
         },
@@ -366,7 +391,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
       // A persisted query is kept only once it has run: what validation or limits refused
       // costs no storage.
       if (register && (response.status ?? 200) < 300) await register();
-      await writeResponse(res, response, {
+      await writeResponse(res, response, answer.mediaType, {
         ...admitted.admission.headers,
         ...answerHeaders(req, answer, requestId),
       });
@@ -383,7 +408,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     // With nothing acceptable, the 406 (and any other refusal) is plain JSON.
     const answer: Answer = { mediaType: negotiated ?? APPLICATION_JSON, cors: false };
     try {
-      const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+      const url = requestTarget(req.url);
       const path = url.pathname;
       const extra = options.routes?.[path] ?? prefixRoute(options.routes, path);
       if (extra) return await extra(req, res);

@@ -26,10 +26,28 @@ const OFFERED = [
  */
 export function negotiateMediaType(accept: string | undefined): ResponseMediaType | undefined {
   if (accept === undefined || accept.trim() === '') return APPLICATION_JSON;
+  const known = negotiated.get(accept);
+  if (known !== undefined) return known ?? undefined;
   const chosen = new Negotiator({ headers: { accept } }).mediaType([...OFFERED]);
-  if (chosen === undefined) return undefined;
-  return chosen.startsWith(GRAPHQL_RESPONSE_JSON) ? GRAPHQL_RESPONSE_JSON : APPLICATION_JSON;
+  const type =
+    chosen === undefined
+      ? null
+      : chosen.startsWith(GRAPHQL_RESPONSE_JSON)
+        ? GRAPHQL_RESPONSE_JSON
+        : APPLICATION_JSON;
+  // Clients send a handful of distinct headers; an unbounded variety only costs re-parsing.
+  if (negotiated.size >= NEGOTIATED_MAX) negotiated.clear();
+  negotiated.set(accept, type);
+  return type ?? undefined;
 }
+
+/**
+ * The answers to the `Accept` headers seen last, by their text (`null`: 406). A function of the
+ * header alone, like a compiled pattern: it holds no tenant's state.
+ */
+const negotiated = new Map<string, ResponseMediaType | null>();
+/** Headers remembered at most; past it the memo starts again. */
+export const NEGOTIATED_MAX = 64;
 
 /** The `Content-Type` header of an answer in `type`. */
 export function contentTypeOf(type: ResponseMediaType): string {

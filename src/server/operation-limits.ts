@@ -1,5 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { type DocumentNode, parse } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import type { OperationLimits } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Tenant } from '../tenancy/tenant.js';
@@ -139,6 +140,7 @@ function requestParts(request: { method: string; search: string; body: unknown }
 export function checkRequestSize(
   request: { method: string; search: string; body: unknown },
   limits: Pick<OperationLimits, 'tokens' | 'expandedFields' | 'variableValues'>,
+  tenantId: string,
 ): void {
   const { query, variables } = requestParts(request);
   if (typeof variables === 'object' && variables !== null) {
@@ -147,7 +149,15 @@ export function checkRequestSize(
     check('variableValues', countValues(variables, max + 1) - 1, max);
   }
   if (typeof query !== 'string') return;
-  check('tokens', countTokens(query, limits.tokens), limits.tokens);
+  const key = countedKey(tenantId, query);
+  const known = counted.get(key);
+  if (known) {
+    check('tokens', known.tokens, limits.tokens);
+    check('expandedFields', known.expandedFields, limits.expandedFields);
+    return;
+  }
+  const tokens = countTokens(query, limits.tokens);
+  check('tokens', tokens, limits.tokens);
   let document: DocumentNode;
   try {
     document = parse(query, { noLocation: true, maxTokens: limits.tokens });
@@ -155,8 +165,31 @@ export function checkRequestSize(
     // A syntax error: Apollo words it.
     return;
   }
-  const { expandedFields } = limits;
-  check('expandedFields', countExpandedFields(document, expandedFields), expandedFields);
+  const expandedFields = countExpandedFields(document, limits.expandedFields);
+  check('expandedFields', expandedFields, limits.expandedFields);
+  counted.set(key, { tokens, expandedFields });
+}
+
+/**
+ * The counts of documents that passed {@link checkRequestSize}, by tenant and text: exact
+ * (each within its limit then), so a later check against any limit — the plan may have changed
+ * since — compares without lexing or parsing again. A client repeats its documents, and without
+ * this each request lexed and parsed its document once more before Apollo's document cache.
+ * Bounded by entries and by the characters of the texts kept; a refused document is not kept.
+ */
+const counted = new LRUCache<string, { tokens: number; expandedFields: number }>({
+  max: 4_096,
+  maxSize: 16 * 1024 * 1024,
+  sizeCalculation: (_, key) => key.length,
+});
+
+function countedKey(tenantId: string, query: string): string {
+  return `${tenantId}\n${query}`;
+}
+
+/** The tokens counted of `query` for the tenant when it last passed, if it is remembered. */
+function knownTokens(tenantId: string, query: string): number | undefined {
+  return counted.get(countedKey(tenantId, query))?.tokens;
 }
 
 /**
@@ -226,7 +259,10 @@ export function operationLimitsPlugin<TContext extends OperationLimitsContext>(
           const limits = contextValue.tenant.limits.operation;
           // Already checked on the raw request by checkRequestSize; again here for requests that
           // did not come through the HTTP adapter (executeOperation), which are small by then.
-          check('tokens', countTokens(source ?? '', limits.tokens), limits.tokens);
+          const text = source ?? '';
+          const tokens =
+            knownTokens(contextValue.tenant.id, text) ?? countTokens(text, limits.tokens);
+          check('tokens', tokens, limits.tokens);
           const values = countValues(request.variables ?? {}, limits.variableValues + 1) - 1;
           check('variableValues', values, limits.variableValues);
           checkShape(contextValue, document, request.operationName);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { negotiateMediaType } from '../../../src/server/media-type.js';
+import { NEGOTIATED_MAX, negotiateMediaType } from '../../../src/server/media-type.js';
 
 const JSON = 'application/json';
 const GQL = 'application/graphql-response+json';
@@ -33,5 +33,18 @@ describe('negotiateMediaType', () => {
     ['x'.repeat(4_000), undefined],
   ])('%s → %s', (accept, expected) => {
     expect(negotiateMediaType(accept)).toBe(expected);
+  });
+
+  it('answers a header seen before the same way, also past the memo bound', () => {
+    const headers = [GQL, 'text/html', JSON, `${GQL};q=0.5, ${JSON}`];
+    const first = headers.map((accept) => negotiateMediaType(accept));
+    expect(first).toEqual([GQL, undefined, JSON, JSON]);
+    expect(headers.map((accept) => negotiateMediaType(accept))).toEqual(first);
+    // More distinct headers than the memo keeps: each still negotiated, none confused.
+    for (let i = 0; i < NEGOTIATED_MAX * 2; i += 1) {
+      expect(negotiateMediaType(`${GQL};q=0.${(i % 9) + 1}, text/plain;v=${i}`)).toBe(GQL);
+      expect(negotiateMediaType(`text/plain;v=${i}`)).toBeUndefined();
+    }
+    expect(headers.map((accept) => negotiateMediaType(accept))).toEqual(first);
   });
 });

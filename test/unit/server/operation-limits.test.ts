@@ -10,7 +10,7 @@ import { ENGINE_TYPE_DEFS } from '../../../src/graphql/schema.js';
 import { demoTypeDefs } from '../../support/demo.js';
 import { GatewayError } from '../../../src/errors.js';
 import {
-  checkRequestSize,
+  checkRequestSize as checkRequestSizeOf,
   operationLimitsPlugin,
   type OperationLimitsContext,
 } from '../../../src/server/operation-limits.js';
@@ -231,6 +231,10 @@ describe('operationLimitsPlugin: each limit refuses with 400 OPERATION_LIMIT', (
 
 describe('checkRequestSize (the HTTP adapter, before Apollo parses and validates)', () => {
   const limits = DEFAULT_PLANS.pro!.operation;
+  let tenant = 'size-acme';
+  type SizeArgs = Parameters<typeof checkRequestSizeOf>;
+  const checkRequestSize = (request: SizeArgs[0], planLimits: SizeArgs[1]) =>
+    checkRequestSizeOf(request, planLimits, tenant);
 
   function refusal(run: () => void) {
     try {
@@ -340,6 +344,38 @@ describe('checkRequestSize (the HTTP adapter, before Apollo parses and validates
       )?.extensions,
       // The count stops at max + 1.
     ).toMatchObject({ limit: 'expandedFields', value: 1_025, max: 1_024 });
+  });
+
+  it('remembers what it counted of a document that passed, exactly, by tenant', () => {
+    tenant = 'size-memo';
+    const query = `{ ${'a '.repeat(98)}}`; // 100 tokens
+    const post = (tokens: number) =>
+      refusal(() =>
+        checkRequestSize({ method: 'POST', search: '', body: { query } }, { ...limits, tokens }),
+      );
+    expect(post(100)).toBeUndefined();
+    // The plan lowered since: refused with the exact count, as a first look would say.
+    expect(post(99)?.extensions).toMatchObject({ limit: 'tokens', value: 100, max: 99 });
+    expect(post(100)).toBeUndefined();
+    // Fan-out remembered by its exact expanded size too.
+    expect(
+      refusal(() =>
+        checkRequestSize({ method: 'POST', search: '', body: { query: fanOut(8) } }, limits),
+      ),
+    ).toBeUndefined();
+    expect(
+      refusal(() =>
+        checkRequestSize(
+          { method: 'POST', search: '', body: { query: fanOut(8) } },
+          { ...limits, expandedFields: 128 },
+        ),
+      )?.extensions,
+    ).toMatchObject({ limit: 'expandedFields', value: 129, max: 128 });
+    // Lowered further: still the exact count; another tenant's first look counts to max + 1.
+    expect(post(50)?.extensions).toMatchObject({ limit: 'tokens', value: 100 });
+    tenant = 'size-other';
+    expect(post(50)?.extensions).toMatchObject({ limit: 'tokens', value: 51, max: 50 });
+    tenant = 'size-acme';
   });
 
   it('refuses variables holding more values than the plan admits, before any coercion', () => {
