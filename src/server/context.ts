@@ -138,64 +138,124 @@ export function requestDeadline(
  * calls of the request answer by `deadline` or fail as BACKEND_TIMEOUT fields; the caller
  * ends it when the request is over before its answer (the client went away), and backend
  * calls still pending then stop being waited for.
+ *
+ * `data`, `services`, `predictions`, `modelReady` and `log` are built when a resolver first
+ * reads them: a request that reads no table, calls no service and scores nothing builds none of
+ * them (an operation on `viewer` alone, `__typename`, introspection).
  */
 export function createRequestContext(
   deps: ContextDependencies,
-  { principal, tenant, authorization, traceparent }: AdmittedRequest,
+  admitted: AdmittedRequest,
   requestId: string,
   deadline: RequestDeadline = requestDeadline(deps),
 ): GatewayContext {
-  const log = deps.logger.child({ requestId, tenant: tenant.id });
-  const dataSource = withDeadline(deps.dataSource, deadline, 'data backend');
-  const loaders = createLoaderRegistry(tenant.id, deps.maxBatchSize);
-  return {
-    requestId,
-    traceparent,
-    deadline,
-    principal,
-    tenant,
-    loaders,
-    data: createTenantData({
+  return new RequestContext(deps, admitted, requestId, deadline);
+}
+
+/** The parts of a {@link RequestContext} built so far. */
+interface BuiltParts {
+  log?: Logger;
+  data?: GatewayContext['data'];
+  services?: GatewayContext['services'];
+  predictions?: GatewayContext['predictions'];
+  modelReady?: GatewayContext['modelReady'];
+}
+
+/**
+ * The fields are plain properties and the lazy parts getters on the prototype: Apollo Server
+ * hands resolvers and plugins a shallow clone (`Object.assign` onto `Object.create` of the
+ * prototype), which keeps the getters and shares `built`, so the clone and the original build
+ * each part once between them. (`#private` fields would not survive that clone.)
+ */
+class RequestContext implements GatewayContext {
+  readonly requestId: string;
+  readonly traceparent: string | undefined;
+  readonly deadline: RequestDeadline;
+  readonly principal: Principal;
+  readonly tenant: Tenant;
+  readonly loaders: GatewayContext['loaders'];
+  private readonly deps: ContextDependencies;
+  private readonly admitted: AdmittedRequest;
+  private readonly built: BuiltParts = {};
+
+  constructor(
+    deps: ContextDependencies,
+    admitted: AdmittedRequest,
+    requestId: string,
+    deadline: RequestDeadline,
+  ) {
+    this.deps = deps;
+    this.admitted = admitted;
+    this.requestId = requestId;
+    this.traceparent = admitted.traceparent;
+    this.deadline = deadline;
+    this.principal = admitted.principal;
+    this.tenant = admitted.tenant;
+    this.loaders = createLoaderRegistry(admitted.tenant.id, deps.maxBatchSize);
+  }
+
+  get log(): Logger {
+    return (this.built.log ??= this.deps.logger.child({
+      requestId: this.requestId,
+      tenant: this.tenant.id,
+    }));
+  }
+
+  get data(): GatewayContext['data'] {
+    const { deps, tenant, deadline, loaders } = this;
+    return (this.built.data ??= createTenantData({
       tenant,
-      dataSource,
+      dataSource: withDeadline(deps.dataSource, deadline, 'data backend'),
       // Each request waits for a shared lookup no longer than its own deadline.
       lookups: withDeadline(lookupsOf(deps.dataSource), deadline, 'data backend'),
       loaders,
       bindings: deps.bindings,
       catalog: () => deps.tenantChecks.catalog(tenant),
       maxPageSize: tenant.limits.maxPageSize,
-    }),
-    services: createTenantServices({
+    }));
+  }
+
+  get services(): GatewayContext['services'] {
+    const { deps, tenant, principal, requestId, traceparent, deadline, loaders } = this;
+    const services = deps.services;
+    return (this.built.services ??= createTenantServices({
       tenant,
       principal,
-      authorization,
+      authorization: this.admitted.authorization,
       requestId,
       traceparent,
       loaders,
       // Service calls answer by the request's deadline too.
-      clients: withDeadline(deps.services?.clients ?? NO_SERVICES, deadline, 'tenant service'),
-      services: deps.services?.config ?? {},
-      signer: deps.services?.signer,
-      secret: deps.services?.secret ?? noSecret,
-      gates: deps.services?.gates ?? NO_GATES,
-    }),
-    predictions: createPredictionLoaders({
+      clients: withDeadline(services?.clients ?? NO_SERVICES, deadline, 'tenant service'),
+      services: services?.config ?? {},
+      signer: services?.signer,
+      secret: services?.secret ?? noSecret,
+      gates: services?.gates ?? NO_GATES,
+    }));
+  }
+
+  get predictions(): GatewayContext['predictions'] {
+    const { deps, tenant, requestId, traceparent, deadline } = this;
+    return (this.built.predictions ??= createPredictionLoaders({
       tenant,
       predictor: withDeadline(deps.predictor, deadline, 'model backend'),
       origin: { requestId, traceparent },
       cache: deps.predictionCache,
       cacheTtlSeconds: deps.cacheTtlSeconds,
-      log,
+      log: this.log,
       onCacheLookup: deps.onPredictionCacheLookup,
-    }),
+    }));
+  }
+
+  get modelReady(): GatewayContext['modelReady'] {
+    const { deps, deadline } = this;
     // A backend that does not say it is ready in time is not ready.
-    modelReady: (backend, model, version) =>
+    return (this.built.modelReady ??= (backend, model, version) =>
       raceDeadline(deps.modelReady(backend, model, version), deadline, 'model backend').catch(
         (error: unknown) => {
           if (isGatewayError(error) && error.code === 'BACKEND_TIMEOUT') return false;
           throw error;
         },
-      ),
-    log,
-  };
+      ));
+  }
 }
