@@ -16,8 +16,9 @@
  *    first every peer's answer to every query is checked deep-equal to Atrium's (a difference
  *    aborts the scenario), then, per query and server, a fixed number of requests at the timed
  *    concurrency: SQL statements (Execute messages of the server's data connections), infer
- *    calls (model server /stats) and Redis commands (`INFO commandstats` delta, the INFO calls
- *    themselves left out) per request.
+ *    calls (model server /stats) and Redis commands per request: those run inside Redis
+ *    (`INFO commandstats` delta, the INFO calls themselves left out) and those Atrium sent (a
+ *    MONITOR connection, script calls left out; the ≤ 2 round trips target).
  * 2. Timing, on fresh servers with direct connections: per query, interleaved rounds over the
  *    four servers; medians; ratios Atrium / peer are medians of the per-round ratios.
  * 3. Profiles: for each query where Atrium misses a target (every query with --profile), one
@@ -87,6 +88,34 @@ interface Counted {
   rowsPerInfer: number;
   redisPerRequest: number;
   redisByCommand: Record<string, number>;
+  /**
+   * Commands the server sent Redis per request, as MONITOR sees them (the calls a script makes
+   * inside Redis left out): each is answered within at most one round trip, so this bounds the
+   * round trips per request from above.
+   */
+  redisSentPerRequest: number;
+}
+
+/**
+ * Counts what clients other than the bench send Redis while `run` runs, from a MONITOR
+ * connection: commands a script calls inside Redis (source `lua`) and the bench's own INFO
+ * calls are not counted.
+ */
+async function sentToRedis(redis: Redis, run: () => Promise<void>): Promise<number> {
+  const monitor = await redis.monitor();
+  let sent = 0;
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source === 'lua' || args[0]?.toLowerCase() === 'info') return;
+    sent += 1;
+  });
+  try {
+    await run();
+    // MONITOR's stream trails the commands it reports: let it catch up.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  } finally {
+    monitor.disconnect();
+  }
+  return sent;
 }
 
 /** Calls per command in Redis's `INFO commandstats`. */
@@ -181,19 +210,21 @@ async function countedPass(
   await resetModelServerStats(modelUrl);
   const wireBefore = wire(APPLICATION[server]);
   const redisBefore = await commandStats(redis);
-  const result = await runLoad({
-    ...spec(proc.url, token, query),
-    warmupSeconds: 0,
-    durationSeconds: 1,
-    amount,
+  const sent = await sentToRedis(redis, async () => {
+    const result = await runLoad({
+      ...spec(proc.url, token, query),
+      warmupSeconds: 0,
+      durationSeconds: 1,
+      amount,
+    });
+    if (result.ok !== amount) {
+      throw new Error(
+        `${server} ${query.key}: ${result.ok} of ${amount} answers were clean: ${result.firstError ?? ''}`,
+      );
+    }
+    // Work a request leaves behind after its answer (Atrium's lease release) lands in the pass.
+    await new Promise((resolve) => setTimeout(resolve, 200));
   });
-  if (result.ok !== amount) {
-    throw new Error(
-      `${server} ${query.key}: ${result.ok} of ${amount} answers were clean: ${result.firstError ?? ''}`,
-    );
-  }
-  // Work a request leaves behind after its answer (Atrium's lease release) lands in the pass.
-  await new Promise((resolve) => setTimeout(resolve, 200));
   const sql = wireDelta(wire(APPLICATION[server]), wireBefore);
   const redisAfter = await commandStats(redis);
   const stats = await modelServerStats(modelUrl);
@@ -201,7 +232,7 @@ async function countedPass(
   for (const [command, calls] of Object.entries(redisAfter)) {
     const d = calls - (redisBefore[command] ?? 0);
     // Our own INFO calls are not the server's.
-    if (d > 0 && command !== 'info') redisByCommand[command] = d / amount;
+    if (d > 0 && command !== 'info' && command !== 'monitor') redisByCommand[command] = d / amount;
   }
   const inferCalls = total(stats.inferRequests);
   return {
@@ -211,6 +242,7 @@ async function countedPass(
     rowsPerInfer: inferCalls === 0 ? 0 : total(stats.inferredRows) / inferCalls,
     redisPerRequest: Object.values(redisByCommand).reduce((a, b) => a + b, 0),
     redisByCommand,
+    redisSentPerRequest: sent / amount,
   };
 }
 
@@ -392,6 +424,13 @@ export async function peersScenario(ctx: BenchContext): Promise<ScenarioReport> 
       );
     }
     medians[query.key] = row;
+    const sent = counted[query.key]?.atrium.redisSentPerRequest ?? Number.NaN;
+    figures.push(
+      figure(`${query.label}: Redis commands Atrium sends per request (MONITOR)`, sent, '', {
+        text: '≤ 2 round trips',
+        met: (v) => v <= 2,
+      }),
+    );
   }
   // 3. Where a target is missed, the profile that shows why.
   const profiles: Record<string, ProfileSummary | undefined> = {};
@@ -446,6 +485,7 @@ export async function peersScenario(ctx: BenchContext): Promise<ScenarioReport> 
       `every peer answered ${compared / PEERS.length} request bodies exactly as Atrium (deep-equal JSON, status 200) before any timing`,
       `per-server rows: median requests/s · p99 · gateway process cores (CPU time / wall) · CPU per request · SQL statements (Execute messages, counting proxy) + infer calls (model server) + Redis commands (INFO commandstats) per request, counted over ${COUNTED_PER_CONNECTION} requests per connection at the same concurrency`,
       `Atrium's Redis commands per Q1 request, by command: ${atriumRedis || 'none'}`,
+      'Redis commands Atrium sends per request: what a MONITOR connection saw it send during the counted pass (the calls its scripts make inside Redis left out); each is answered within one round trip at most (pipelined ones share one), so the figure bounds its round trips per request from above',
       `requests/s (median): ${queries
         .map(
           (q) =>
