@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin, type GraphQLRequestListener } from '@apollo/server';
 import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
@@ -73,22 +73,24 @@ const CSRF_SAFE_HEADERS = ['authorization', 'x-apollo-operation-name', 'apollo-r
  * sees only "Internal server error"; this line is how an operator finds out what it was.
  */
 function logUnexpectedErrors(logger: Logger): ApolloServerPlugin<GatewayContext> {
+  // One listener for every request: it keeps nothing of its own.
+  const listener: GraphQLRequestListener<GatewayContext> = {
+    async didEncounterErrors({ errors, contextValue, operationName }) {
+      for (const error of errors) {
+        if (clientCode(error) !== 'INTERNAL_SERVER_ERROR') continue;
+        // The request's logger carries its id and tenant; a failure before the context
+        // exists has neither.
+        const log = contextValue.log ?? logger.child({ requestId: contextValue.requestId });
+        log.error(
+          { err: error.originalError ?? error, path: error.path, operationName },
+          'unexpected error in a GraphQL request',
+        );
+      }
+    },
+  };
   return {
     async requestDidStart() {
-      return {
-        async didEncounterErrors({ errors, contextValue, operationName }) {
-          for (const error of errors) {
-            if (clientCode(error) !== 'INTERNAL_SERVER_ERROR') continue;
-            // The request's logger carries its id and tenant; a failure before the context
-            // exists has neither.
-            const log = contextValue.log ?? logger.child({ requestId: contextValue.requestId });
-            log.error(
-              { err: error.originalError ?? error, path: error.path, operationName },
-              'unexpected error in a GraphQL request',
-            );
-          }
-        },
-      };
+      return listener;
     },
   };
 }

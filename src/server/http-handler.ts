@@ -73,16 +73,25 @@ const TENANT_PATH = /^\/t\/([^/]+)\/graphql\/?$/;
 
 type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
-/** A route whose key ends in `/*` answers every path under that prefix (e.g. `/admin/*`). */
-function prefixRoute(
+/**
+ * The extra routes by path: a key ending in `/*` answers every path under that prefix (e.g.
+ * `/admin/*`), any other key its path alone. Sorted out once, not per request.
+ */
+function routeTable(
   routes: Readonly<Record<string, Route>> | undefined,
-  path: string,
-): Route | undefined {
-  if (routes === undefined) return undefined;
-  for (const [key, route] of Object.entries(routes)) {
-    if (key.endsWith('/*') && path.startsWith(key.slice(0, -1))) return route;
+): (path: string) => Route | undefined {
+  const exact = new Map<string, Route>();
+  const prefixes: [prefix: string, route: Route][] = [];
+  for (const [key, route] of Object.entries(routes ?? {})) {
+    if (key.endsWith('/*')) prefixes.push([key.slice(0, -1), route]);
+    else exact.set(key, route);
   }
-  return undefined;
+  return (path) => {
+    const route = exact.get(path);
+    if (route !== undefined) return route;
+    for (const [prefix, under] of prefixes) if (path.startsWith(prefix)) return under;
+    return undefined;
+  };
 }
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -210,6 +219,7 @@ async function writeResponse(
 export function createHttpHandler(options: HttpHandlerOptions) {
   const { logger } = options;
   const probeTimeoutMs = options.probeTimeoutMs ?? 2_000;
+  const routeOf = routeTable(options.routes);
 
   async function ready(res: ServerResponse): Promise<void> {
     const entries = await Promise.all(
@@ -410,7 +420,7 @@ export function createHttpHandler(options: HttpHandlerOptions) {
     try {
       const url = requestTarget(req.url);
       const path = url.pathname;
-      const extra = options.routes?.[path] ?? prefixRoute(options.routes, path);
+      const extra = routeOf(path);
       if (extra) return await extra(req, res);
       if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
       if (path === '/readyz') return await ready(res);

@@ -1,5 +1,10 @@
-import type { ApolloServerPlugin } from '@apollo/server';
-import { type DocumentNode, parse } from 'graphql';
+import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
+import {
+  type DocumentNode,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  parse,
+} from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { OperationLimits } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
@@ -233,6 +238,32 @@ export function operationLimitsPlugin<TContext extends OperationLimitsContext>(
     return shape;
   }
 
+  // An operation without variables costs the same every time it runs on a schema: kept with
+  // the operation (Apollo's document cache hands back the same AST), per schema.
+  const constantCosts = new WeakMap<
+    OperationDefinitionNode,
+    { schema: GraphQLSchema; cost: number }
+  >();
+
+  function costOf(
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    schema: GraphQLSchema,
+    variables: Record<string, unknown> | undefined,
+  ): number {
+    const constant = (operation.variableDefinitions ?? []).length === 0;
+    const known = constant ? constantCosts.get(operation) : undefined;
+    if (known !== undefined && known.schema === schema) return known.cost;
+    const cost = operationCost(document, operation, {
+      schema,
+      variables,
+      defaultListSize,
+      fieldCosts: options.fieldCosts,
+    });
+    if (constant) constantCosts.set(operation, { schema, cost });
+    return cost;
+  }
+
   function checkShape(
     context: TContext,
     document: DocumentNode,
@@ -252,39 +283,34 @@ export function operationLimitsPlugin<TContext extends OperationLimitsContext>(
     check('directives', shape.directives, limits.directives);
   }
 
+  // One listener for every request: it keeps nothing of its own.
+  const listener: GraphQLRequestListener<TContext> = {
+    async didResolveOperation({ source, document, operation, request, contextValue, schema }) {
+      const limits = contextValue.tenant.limits.operation;
+      // Already checked on the raw request by checkRequestSize; again here for requests that
+      // did not come through the HTTP adapter (executeOperation), which are small by then.
+      const text = source ?? '';
+      const tokens = knownTokens(contextValue.tenant.id, text) ?? countTokens(text, limits.tokens);
+      check('tokens', tokens, limits.tokens);
+      const values = countValues(request.variables ?? {}, limits.variableValues + 1) - 1;
+      check('variableValues', values, limits.variableValues);
+      checkShape(contextValue, document, request.operationName);
+      if (!operation) return;
+      // graphql-js 16 only notices a missing root type at execution, as an uncoded error
+      // (masked as a 500); refuse it here as the client's mistake.
+      if (!schema.getRootType(operation.operation)) {
+        throw new GatewayError(
+          'BAD_USER_INPUT',
+          `This API has no ${operation.operation} operations.`,
+          { request: true, extensions: { reason: 'OPERATION_NOT_SUPPORTED' } },
+        );
+      }
+      check('cost', costOf(document, operation, schema, request.variables), limits.cost);
+    },
+  };
   return {
     async requestDidStart() {
-      return {
-        async didResolveOperation({ source, document, operation, request, contextValue, schema }) {
-          const limits = contextValue.tenant.limits.operation;
-          // Already checked on the raw request by checkRequestSize; again here for requests that
-          // did not come through the HTTP adapter (executeOperation), which are small by then.
-          const text = source ?? '';
-          const tokens =
-            knownTokens(contextValue.tenant.id, text) ?? countTokens(text, limits.tokens);
-          check('tokens', tokens, limits.tokens);
-          const values = countValues(request.variables ?? {}, limits.variableValues + 1) - 1;
-          check('variableValues', values, limits.variableValues);
-          checkShape(contextValue, document, request.operationName);
-          if (!operation) return;
-          // graphql-js 16 only notices a missing root type at execution, as an uncoded error
-          // (masked as a 500); refuse it here as the client's mistake.
-          if (!schema.getRootType(operation.operation)) {
-            throw new GatewayError(
-              'BAD_USER_INPUT',
-              `This API has no ${operation.operation} operations.`,
-              { request: true, extensions: { reason: 'OPERATION_NOT_SUPPORTED' } },
-            );
-          }
-          const cost = operationCost(document, operation, {
-            schema,
-            variables: request.variables,
-            defaultListSize,
-            fieldCosts: options.fieldCosts,
-          });
-          check('cost', cost, limits.cost);
-        },
-      };
+      return listener;
     },
   };
 }

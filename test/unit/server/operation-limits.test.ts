@@ -194,6 +194,24 @@ describe('operationLimitsPlugin: each limit refuses with 400 OPERATION_LIMIT', (
     );
   });
 
+  it('cost of an operation without variables, the same on every run and under every plan', async () => {
+    const q = '{ customers(first: 40) { edges { node { orders(first: 50) { id } } } } }';
+    const cost = 1 + 40 * (2 + 50);
+    // Passes under a plan that admits it, then is refused with the same cost under one that
+    // does not, and passes again: the cost kept with the operation is its exact cost.
+    expect(limitErrors(await send(pro, q))).toEqual([]);
+    expectRefused(await send(free, q), 'cost', cost, 2_000);
+    const tight = tenant('pro', { operation: { ...DEFAULT_PLANS.pro!.operation, cost: cost - 1 } });
+    expectRefused(await send(tight, q), 'cost', cost, cost - 1);
+    expect(limitErrors(await send(pro, q))).toEqual([]);
+    // The same text with a variable costs what its variable says, run after run.
+    const v =
+      'query($n: Int) { customers(first: $n) { edges { node { orders(first: 50) { id } } } } }';
+    expectRefused(await send(free, v, { n: 40 }), 'cost', cost, 2_000);
+    expect(limitErrors(await send(free, v, { n: 10 }))).toEqual([]);
+    expectRefused(await send(free, v, { n: 40 }), 'cost', cost, 2_000);
+  });
+
   it('introspection when the plan disallows it; __typename stays allowed', async () => {
     const closed = tenant('pro', { introspection: false });
     for (const q of [getIntrospectionQuery(), '{ __type(name: "Customer") { name } }']) {
