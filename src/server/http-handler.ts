@@ -162,9 +162,10 @@ function sendError(
 /**
  * The request's headers for Apollo Server, without `Accept`: the adapter has negotiated the
  * media type already (the one place where it is chosen) and writes it on the answer
- * ({@link writeResponse}). Without `Accept`, Apollo answers `application/json` and skips the
- * two negotiations it would run on every request; it never answers incrementally either way
- * (the negotiated type is never multipart).
+ * ({@link writeResponse}). Without `Accept`, Apollo answers `application/json` without
+ * negotiating its content type again (the negotiation of its incremental-delivery formats still
+ * runs on every execution); it never answers incrementally either way (the negotiated type is
+ * never multipart).
  */
 function toHeaderMap(req: IncomingMessage): HeaderMap {
   const headers = new HeaderMap();
