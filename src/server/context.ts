@@ -161,6 +161,18 @@ interface BuiltParts {
   modelReady?: GatewayContext['modelReady'];
 }
 
+/** What a context builds its parts from. */
+interface Recipe {
+  deps: ContextDependencies;
+  authorization: string | undefined;
+}
+
+/**
+ * Each context's recipe, by its `built` object: out of resolvers' reach, which a property of the
+ * context would not be (the dependencies hold every tenant's registry and the shared pools).
+ */
+const recipes = new WeakMap<BuiltParts, Recipe>();
+
 /**
  * The fields are plain properties and the lazy parts getters on the prototype: Apollo Server
  * hands resolvers and plugins a shallow clone (`Object.assign` onto `Object.create` of the
@@ -174,8 +186,6 @@ class RequestContext implements GatewayContext {
   readonly principal: Principal;
   readonly tenant: Tenant;
   readonly loaders: GatewayContext['loaders'];
-  private readonly deps: ContextDependencies;
-  private readonly admitted: AdmittedRequest;
   private readonly built: BuiltParts = {};
 
   constructor(
@@ -184,14 +194,17 @@ class RequestContext implements GatewayContext {
     requestId: string,
     deadline: RequestDeadline,
   ) {
-    this.deps = deps;
-    this.admitted = admitted;
+    recipes.set(this.built, { deps, authorization: admitted.authorization });
     this.requestId = requestId;
     this.traceparent = admitted.traceparent;
     this.deadline = deadline;
     this.principal = admitted.principal;
     this.tenant = admitted.tenant;
     this.loaders = createLoaderRegistry(admitted.tenant.id, deps.maxBatchSize);
+  }
+
+  private get deps(): ContextDependencies {
+    return (recipes.get(this.built) as Recipe).deps;
   }
 
   get log(): Logger {
@@ -221,7 +234,7 @@ class RequestContext implements GatewayContext {
     return (this.built.services ??= createTenantServices({
       tenant,
       principal,
-      authorization: this.admitted.authorization,
+      authorization: (recipes.get(this.built) as Recipe).authorization,
       requestId,
       traceparent,
       loaders,

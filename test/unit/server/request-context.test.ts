@@ -32,9 +32,13 @@ function setup() {
     modelReady: () => Promise.resolve(true),
   } as unknown as ContextDependencies;
   const tenant = { id: 'ctx-acme', limits: DEFAULT_PLANS.pro } as unknown as Tenant;
-  const admitted = { tenant, principal: { tenant: tenant.id } } as unknown as AdmittedRequest;
+  const admitted = {
+    tenant,
+    principal: { tenant: tenant.id },
+    admission: { release: () => undefined },
+  } as unknown as AdmittedRequest;
   const context = () => createRequestContext(deps, admitted, 'req-1', createDeadline(1_000));
-  return { children, context };
+  return { children, context, deps, admitted };
 }
 
 const seen: unknown[] = [];
@@ -84,5 +88,26 @@ describe('createRequestContext', () => {
     expect(original.modelReady).toBe(original.modelReady);
     // One logger child for the request (predictions use it too), bound to it and its tenant.
     expect(children).toEqual([{ requestId: 'req-1', tenant: 'ctx-acme' }]);
+  });
+
+  it('keeps its dependencies and the admission out of resolvers’ reach', async () => {
+    const { context, deps, admitted } = setup();
+    const original = context();
+    await server.executeOperation({ query: '{ parts }' }, { contextValue: original });
+    // Nothing a resolver can walk to from the context is the gateway's dependencies (every
+    // tenant's registry, the shared pools) or the request's admission.
+    const reachable: unknown[] = [];
+    const walk = (value: unknown, depth: number) => {
+      if (value === null || typeof value !== 'object' || depth > 1) return;
+      for (const member of Object.values(value)) {
+        reachable.push(member);
+        walk(member, depth + 1);
+      }
+    };
+    walk(original, 0);
+    expect(reachable.length).toBeGreaterThan(5);
+    expect(reachable).not.toContain(deps);
+    expect(reachable).not.toContain(admitted);
+    expect(reachable).not.toContain(admitted.admission);
   });
 });
