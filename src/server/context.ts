@@ -203,20 +203,38 @@ class RequestContext implements GatewayContext {
     this.loaders = createLoaderRegistry(admitted.tenant.id, deps.maxBatchSize);
   }
 
-  private get deps(): ContextDependencies {
-    return (recipes.get(this.built) as Recipe).deps;
+  /** What the parts are built from; read only while building one. */
+  private get recipe(): Recipe {
+    return recipes.get(this.built) as Recipe;
   }
 
   get log(): Logger {
-    return (this.built.log ??= this.deps.logger.child({
+    return (this.built.log ??= this.recipe.deps.logger.child({
       requestId: this.requestId,
       tenant: this.tenant.id,
     }));
   }
 
   get data(): GatewayContext['data'] {
-    const { deps, tenant, deadline, loaders } = this;
-    return (this.built.data ??= createTenantData({
+    return (this.built.data ??= this.buildData());
+  }
+
+  get services(): GatewayContext['services'] {
+    return (this.built.services ??= this.buildServices());
+  }
+
+  get predictions(): GatewayContext['predictions'] {
+    return (this.built.predictions ??= this.buildPredictions());
+  }
+
+  get modelReady(): GatewayContext['modelReady'] {
+    return (this.built.modelReady ??= this.buildModelReady());
+  }
+
+  private buildData(): GatewayContext['data'] {
+    const { tenant, deadline, loaders } = this;
+    const { deps } = this.recipe;
+    return createTenantData({
       tenant,
       dataSource: withDeadline(deps.dataSource, deadline, 'data backend'),
       // Each request waits for a shared lookup no longer than its own deadline.
@@ -225,16 +243,17 @@ class RequestContext implements GatewayContext {
       bindings: deps.bindings,
       catalog: () => deps.tenantChecks.catalog(tenant),
       maxPageSize: tenant.limits.maxPageSize,
-    }));
+    });
   }
 
-  get services(): GatewayContext['services'] {
-    const { deps, tenant, principal, requestId, traceparent, deadline, loaders } = this;
+  private buildServices(): GatewayContext['services'] {
+    const { tenant, principal, requestId, traceparent, deadline, loaders } = this;
+    const { deps, authorization } = this.recipe;
     const services = deps.services;
-    return (this.built.services ??= createTenantServices({
+    return createTenantServices({
       tenant,
       principal,
-      authorization: (recipes.get(this.built) as Recipe).authorization,
+      authorization,
       requestId,
       traceparent,
       loaders,
@@ -244,12 +263,13 @@ class RequestContext implements GatewayContext {
       signer: services?.signer,
       secret: services?.secret ?? noSecret,
       gates: services?.gates ?? NO_GATES,
-    }));
+    });
   }
 
-  get predictions(): GatewayContext['predictions'] {
-    const { deps, tenant, requestId, traceparent, deadline } = this;
-    return (this.built.predictions ??= createPredictionLoaders({
+  private buildPredictions(): GatewayContext['predictions'] {
+    const { tenant, requestId, traceparent, deadline } = this;
+    const { deps } = this.recipe;
+    return createPredictionLoaders({
       tenant,
       predictor: withDeadline(deps.predictor, deadline, 'model backend'),
       origin: { requestId, traceparent },
@@ -257,18 +277,19 @@ class RequestContext implements GatewayContext {
       cacheTtlSeconds: deps.cacheTtlSeconds,
       log: this.log,
       onCacheLookup: deps.onPredictionCacheLookup,
-    }));
+    });
   }
 
-  get modelReady(): GatewayContext['modelReady'] {
-    const { deps, deadline } = this;
+  private buildModelReady(): GatewayContext['modelReady'] {
+    const { deadline } = this;
+    const { deps } = this.recipe;
     // A backend that does not say it is ready in time is not ready.
-    return (this.built.modelReady ??= (backend, model, version) =>
+    return (backend, model, version) =>
       raceDeadline(deps.modelReady(backend, model, version), deadline, 'model backend').catch(
         (error: unknown) => {
           if (isGatewayError(error) && error.code === 'BACKEND_TIMEOUT') return false;
           throw error;
         },
-      ));
+      );
   }
 }
