@@ -263,6 +263,10 @@ describe('checkRequestSize (the HTTP adapter, before Apollo parses and validates
     return undefined;
   }
 
+  /** The refusal of `query` sent as a POST body under `planLimits`, if any. */
+  const posted = (query: string, planLimits: SizeArgs[1] = limits) =>
+    refusal(() => checkRequestSize({ method: 'POST', search: '', body: { query } }, planLimits));
+
   it('refuses a 1 MB document after lexing max + 1 tokens, in POST bodies and GET query strings', () => {
     const huge = `{ ${'a '.repeat(500_000)} ~~~ not even valid past the limit`;
     const started = performance.now();
@@ -353,42 +357,29 @@ describe('checkRequestSize (the HTTP adapter, before Apollo parses and validates
         refusal(() => checkRequestSize({ method: 'POST', search: '', body: { query } }, limits)),
       ).toBeUndefined();
     }
-    expect(
-      refusal(() =>
-        checkRequestSize(
-          { method: 'POST', search: '', body: { query: fanOut(11) } },
-          { ...limits, expandedFields: 1_024 },
-        ),
-      )?.extensions,
-      // The count stops at max + 1.
-    ).toMatchObject({ limit: 'expandedFields', value: 1_025, max: 1_024 });
+    // The count stops at max + 1.
+    expect(posted(fanOut(11), { ...limits, expandedFields: 1_024 })?.extensions).toMatchObject({
+      limit: 'expandedFields',
+      value: 1_025,
+      max: 1_024,
+    });
   });
 
   it('remembers what it counted of a document that passed, exactly, by tenant', () => {
     tenant = 'size-memo';
     const query = `{ ${'a '.repeat(98)}}`; // 100 tokens
-    const post = (tokens: number) =>
-      refusal(() =>
-        checkRequestSize({ method: 'POST', search: '', body: { query } }, { ...limits, tokens }),
-      );
+    const post = (tokens: number) => posted(query, { ...limits, tokens });
     expect(post(100)).toBeUndefined();
     // The plan lowered since: refused with the exact count, as a first look would say.
     expect(post(99)?.extensions).toMatchObject({ limit: 'tokens', value: 100, max: 99 });
     expect(post(100)).toBeUndefined();
     // Fan-out remembered by its exact expanded size too.
-    expect(
-      refusal(() =>
-        checkRequestSize({ method: 'POST', search: '', body: { query: fanOut(8) } }, limits),
-      ),
-    ).toBeUndefined();
-    expect(
-      refusal(() =>
-        checkRequestSize(
-          { method: 'POST', search: '', body: { query: fanOut(8) } },
-          { ...limits, expandedFields: 128 },
-        ),
-      )?.extensions,
-    ).toMatchObject({ limit: 'expandedFields', value: 129, max: 128 });
+    expect(posted(fanOut(8))).toBeUndefined();
+    expect(posted(fanOut(8), { ...limits, expandedFields: 128 })?.extensions).toMatchObject({
+      limit: 'expandedFields',
+      value: 129,
+      max: 128,
+    });
     // Lowered further: still the exact count; another tenant's first look counts to max + 1.
     expect(post(50)?.extensions).toMatchObject({ limit: 'tokens', value: 100 });
     tenant = 'size-other';
